@@ -1,0 +1,71 @@
+"""SQLModel tables, one module per area; importing this package registers them all."""
+
+from recoverly.models.access import AccessReview
+from recoverly.models.audit import AuditEvent
+from recoverly.models.backups import Backup, BackupCopy, BackupPolicy
+from recoverly.models.base import (
+    FINAL_RESTORE_STATUSES,
+    AccessReviewStatus,
+    BackupLocation,
+    BackupStatus,
+    CopyStatus,
+    JobStatus,
+    ProductKey,
+    RestorePhase,
+    RestoreStatus,
+    Schedule,
+    StorageMode,
+    utcnow,
+)
+from recoverly.models.confluence import (
+    ConfluenceAttachment,
+    ConfluenceComment,
+    ConfluencePage,
+    ConfluenceSpace,
+)
+from recoverly.models.directory import GroupMembership, GroupProductAccess, SiteGroup, SiteUser
+from recoverly.models.instances import InstanceOperation, ProductInstance
+from recoverly.models.jira import JiraAttachment, JiraComment, JiraIssue, JiraProject
+from recoverly.models.jobs import Job
+from recoverly.models.organizations import Admin, ApiToken, Membership, Organization
+from recoverly.models.restores import Restore
+
+__all__ = [
+    "FINAL_RESTORE_STATUSES",
+    "AccessReview",
+    "AccessReviewStatus",
+    "Admin",
+    "ApiToken",
+    "AuditEvent",
+    "Backup",
+    "BackupCopy",
+    "BackupLocation",
+    "BackupPolicy",
+    "BackupStatus",
+    "ConfluenceAttachment",
+    "ConfluenceComment",
+    "ConfluencePage",
+    "ConfluenceSpace",
+    "CopyStatus",
+    "GroupMembership",
+    "GroupProductAccess",
+    "InstanceOperation",
+    "JiraAttachment",
+    "JiraComment",
+    "JiraIssue",
+    "JiraProject",
+    "Job",
+    "JobStatus",
+    "Membership",
+    "Organization",
+    "ProductInstance",
+    "ProductKey",
+    "Restore",
+    "RestorePhase",
+    "RestoreStatus",
+    "Schedule",
+    "SiteGroup",
+    "SiteUser",
+    "StorageMode",
+    "utcnow",
+]

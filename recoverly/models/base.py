@@ -1,0 +1,109 @@
+"""Shared column helpers and enums for the table models."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import JSON, Column, DateTime, String
+from sqlmodel import Field
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def created_at_field() -> Any:
+    return Field(default_factory=utcnow, sa_type=DateTime(timezone=True), nullable=False)
+
+
+def time_field(*, index: bool = False) -> Any:
+    return Field(default=None, sa_type=DateTime(timezone=True), nullable=True, index=index)
+
+
+def enum_field(default: Any = None, *, index: bool = False) -> Any:
+    """Enums are stored as short strings, so migrations never touch database enum types."""
+    return Field(default=default, sa_type=String(32), index=index)
+
+
+def json_field(default_factory: Any = dict) -> Any:
+    return Field(default_factory=default_factory, sa_column=Column(JSON, nullable=False))
+
+
+class ProductKey(StrEnum):
+    JIRA = "JIRA"
+    CONFLUENCE = "CONFLUENCE"
+
+
+class BackupStatus(StrEnum):
+    QUEUED = "QUEUED"
+    IN_PROGRESS = "IN_PROGRESS"
+    COMPLETED = "COMPLETED"
+    INCOMPLETE = "INCOMPLETE"
+    FAILED = "FAILED"
+    EXPIRED = "EXPIRED"
+
+
+class Schedule(StrEnum):
+    ONCE = "ONCE"
+    DAILY = "DAILY"
+    WEEKLY = "WEEKLY"
+
+
+class StorageMode(StrEnum):
+    INTERNAL = "INTERNAL"
+    INTERNAL_AND_CUSTOMER = "INTERNAL_AND_CUSTOMER"
+
+
+class BackupLocation(StrEnum):
+    INTERNAL_STORAGE = "INTERNAL_STORAGE"
+    CUSTOMER_STORAGE = "CUSTOMER_STORAGE"
+
+
+class CopyStatus(StrEnum):
+    AVAILABLE = "AVAILABLE"
+    EXPIRED = "EXPIRED"
+
+
+class RestoreStatus(StrEnum):
+    QUEUED = "QUEUED"
+    VALIDATING = "VALIDATING"
+    IN_PROGRESS = "IN_PROGRESS"
+    COMPLETED = "COMPLETED"
+    PARTIALLY_COMPLETED = "PARTIALLY_COMPLETED"
+    FAILED = "FAILED"
+    CANCELING = "CANCELING"
+    CANCELED = "CANCELED"
+
+
+FINAL_RESTORE_STATUSES = frozenset(
+    {
+        RestoreStatus.COMPLETED,
+        RestoreStatus.PARTIALLY_COMPLETED,
+        RestoreStatus.FAILED,
+        RestoreStatus.CANCELED,
+    }
+)
+
+
+class RestorePhase(StrEnum):
+    VALIDATING = "VALIDATING"
+    READING_ARCHIVE = "READING_ARCHIVE"
+    USERS_AND_GROUPS = "USERS_AND_GROUPS"
+    CONTENT = "CONTENT"
+    ATTACHMENTS = "ATTACHMENTS"
+    FINALIZING = "FINALIZING"
+
+
+class AccessReviewStatus(StrEnum):
+    PENDING = "PENDING"
+    APPROVED = "APPROVED"
+    DENIED = "DENIED"
+
+
+class JobStatus(StrEnum):
+    QUEUED = "QUEUED"
+    RUNNING = "RUNNING"
+    DONE = "DONE"
+    FAILED = "FAILED"

@@ -1,0 +1,62 @@
+"""The one settings class: environment variables prefixed ``RECOVERLY_`` with embedded defaults."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="RECOVERLY_", extra="ignore")
+
+    data_dir: Path = Path(".recoverly")
+    database_url: str = ""
+    storage_dir: Path | None = None
+    host: str = "127.0.0.1"
+    port: int = 8000
+    production: bool = False
+    demo_token: str | None = None
+    demo_other_token: str | None = None
+
+    job_runner: str = "embedded"
+    job_concurrency: int = 2
+    job_poll_seconds: float = 0.5
+    job_stale_seconds: float = 30.0
+    backup_max_attempts: int = 3
+    retry_backoff_seconds: float = 2.0
+    scheduler_interval_seconds: float = 30.0
+    internal_retention_days: int = 14
+
+    archive_max_expansion_bytes: int = Field(default=20 * 1024**3)
+    restore_chunk_size: int = 2000
+
+    max_query_depth: int = 12
+    max_query_tokens: int = 4000
+
+    def resolved_database_url(self) -> str:
+        """The async SQLAlchemy URL: plain ``sqlite://`` and ``postgresql://`` URLs get a driver."""
+        url = self.database_url or f"sqlite:///{self.data_dir / 'recoverly.db'}"
+        return async_database_url(url)
+
+    def resolved_storage_dir(self) -> Path:
+        return self.storage_dir or self.data_dir / "storage"
+
+
+def async_database_url(url: str) -> str:
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        raise ValueError(f"not a database URL: {url!r}")
+    base = scheme.split("+", 1)[0]
+    if base == "sqlite":
+        return f"sqlite+aiosqlite://{rest}"
+    if base in ("postgresql", "postgres"):
+        return f"postgresql+asyncpg://{rest}"
+    raise ValueError(f"unsupported database {base!r}: use sqlite:// or postgresql://")
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()
