@@ -1,0 +1,32 @@
+# Recoverly: the two set-up commands are `make serve` and `make test`.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: serve test lint schema bench clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+serve: $(STAMP)
+	$(BIN)/recoverly serve --demo
+
+test: $(STAMP)
+	$(BIN)/pytest
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+schema: $(STAMP)
+	$(BIN)/python -c "from recoverly.schema.schema import build_schema; from recoverly.settings import Settings; print(build_schema(Settings()).as_str())" > schema.graphql
+
+bench: $(STAMP)
+	$(BIN)/python bench/backup_throughput.py
+
+clean:
+	rm -rf $(VENV) .recoverly

@@ -1,0 +1,127 @@
+"""The Starlette app: ``/graphql`` (HTTP, websockets, GraphiQL), ``/healthz`` and GraphiQL's
+own assets; the lifespan migrates the database and starts the job runner."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import FileResponse, JSONResponse, Response
+from starlette.routing import Mount, Route, WebSocketRoute
+from starlette.staticfiles import StaticFiles
+from starlette.types import Receive, Scope, Send
+from starlette.websockets import WebSocket
+from strawberry.asgi import ASGIWebSocketAdapter, GraphQL
+from strawberry.exceptions import ConnectionRejectionError
+from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
+from strawberry.types.unset import UNSET
+
+from recoverly.resolvers.context import Context
+from recoverly.schema.schema import build_schema
+from recoverly.services.runtime import Runtime
+from recoverly.services.system import build_runtime, start_runtime, stop_runtime
+from recoverly.settings import Settings, get_settings
+
+GRAPHIQL_DIR = Path(__file__).parent / "static" / "graphiql"
+UNAUTHORIZED = 4401
+
+
+class _WebSocketAdapter(ASGIWebSocketAdapter):
+    async def close(self, code: int, reason: str) -> None:
+        # Strawberry closes rejected connection_init with 4403; the API promises 4401.
+        if code == 4403:
+            code, reason = UNAUTHORIZED, "Unauthorized"
+        await super().close(code, reason)
+
+
+class GraphQLView(GraphQL[Context, None]):
+    websocket_adapter_class = _WebSocketAdapter  # type: ignore[assignment]
+
+    def __init__(self, runtime: Runtime) -> None:
+        super().__init__(
+            build_schema(runtime.settings),
+            graphql_ide=None,
+            subscription_protocols=(GRAPHQL_TRANSPORT_WS_PROTOCOL,),
+        )
+        self.runtime = runtime
+
+    async def get_context(self, request: Any, response: Any) -> Context:
+        context = Context(runtime=self.runtime, request=request, response=response)
+        auth = request.scope.get("recoverly.auth")
+        if auth is not None:
+            context.admin, context.scope = auth
+        return context
+
+    async def on_ws_connect(self, context: Context) -> Any:
+        params = context.connection_params or {}
+        authorization = params.get("Authorization") or params.get("authorization")
+        if not isinstance(authorization, str) or not await context.authenticate(authorization):
+            raise ConnectionRejectionError({"message": "Unauthorized"})
+        return UNSET
+
+
+class AuthenticatedGraphQL:
+    """HTTP ``/graphql``: GraphiQL for browsers, else a bearer token or 401, then the view."""
+
+    def __init__(self, view: GraphQLView) -> None:
+        self.view = view
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        request = Request(scope, receive)
+        if _wants_graphiql(request):
+            page = FileResponse(GRAPHIQL_DIR / "index.html", media_type="text/html")
+            return await page(scope, receive, send)
+        context = Context(runtime=self.view.runtime)
+        if not await context.authenticate(request.headers.get("authorization")):
+            denied = JSONResponse(
+                {"errors": [{"message": "Unauthorized: send Authorization: Bearer <token>"}]},
+                status_code=401,
+                headers={"WWW-Authenticate": 'Bearer realm="recoverly"'},
+            )
+            return await denied(scope, receive, send)
+        scope["recoverly.auth"] = (context.admin, context.scope)
+        await self.view(scope, receive, send)
+
+
+def create_app(settings: Settings | None = None, *, runtime: Runtime | None = None) -> Starlette:
+    """The ASGI app; pass a ``runtime`` to share one with tests or the CLI."""
+    runtime = runtime or build_runtime(settings or get_settings())
+    view = GraphQLView(runtime)
+
+    async def graphql_ws(websocket: WebSocket) -> None:
+        await view(websocket.scope, websocket.receive, websocket.send)
+
+    async def healthz(request: Request) -> Response:
+        return JSONResponse({"status": "ok"})
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        await start_runtime(runtime)
+        try:
+            yield
+        finally:
+            await stop_runtime(runtime)
+
+    app = Starlette(
+        routes=[
+            Route("/graphql", AuthenticatedGraphQL(view), methods=["GET", "POST"]),
+            WebSocketRoute("/graphql", graphql_ws),
+            Route("/healthz", healthz),
+            Mount("/graphiql-assets", StaticFiles(directory=GRAPHIQL_DIR), name="graphiql"),
+        ],
+        lifespan=lifespan,
+    )
+    app.state.runtime = runtime
+    return app
+
+
+def _wants_graphiql(request: Request) -> bool:
+    return (
+        request.method == "GET"
+        and "query" not in request.query_params
+        and "text/html" in request.headers.get("accept", "")
+    )

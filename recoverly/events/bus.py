@@ -1,0 +1,78 @@
+"""The event bus: progress events published by jobs, consumed by subscriptions.
+
+Publishers and subscribers share nothing but a topic name and JSON-safe dicts, so an
+implementation across processes (PostgreSQL LISTEN/NOTIFY, Redis) can replace the
+in-memory one without changing either side.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from abc import ABC, abstractmethod
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+Event = dict[str, Any]
+
+
+class Subscription:
+    """A bounded queue of events for one subscriber; the oldest is dropped when full."""
+
+    def __init__(self, maxsize: int = 1000) -> None:
+        self.queue: asyncio.Queue[Event] = asyncio.Queue(maxsize=maxsize)
+
+    def deliver(self, event: Event) -> None:
+        if self.queue.full():
+            self.queue.get_nowait()
+        self.queue.put_nowait(event)
+
+    async def get(self) -> Event:
+        return await self.queue.get()
+
+
+class EventBus(ABC):
+    @abstractmethod
+    async def publish(self, topic: str, event: Event) -> None: ...
+
+    @abstractmethod
+    def subscribe(self, topic: str) -> Any:
+        """An async context manager yielding a ``Subscription``; leaving it unsubscribes."""
+
+    async def start(self) -> None:  # noqa: B027  (optional hook)
+        """Connect to the transport, if any."""
+
+    async def close(self) -> None:  # noqa: B027  (optional hook)
+        """Release the transport, if any."""
+
+    @abstractmethod
+    def subscriber_count(self, topic: str | None = None) -> int: ...
+
+
+class InMemoryEventBus(EventBus):
+    """Events within one process: the embedded default."""
+
+    def __init__(self) -> None:
+        self._topics: dict[str, set[Subscription]] = {}
+
+    async def publish(self, topic: str, event: Event) -> None:
+        for subscription in list(self._topics.get(topic, ())):
+            subscription.deliver(event)
+
+    @asynccontextmanager
+    async def subscribe(self, topic: str) -> AsyncIterator[Subscription]:
+        subscription = Subscription()
+        self._topics.setdefault(topic, set()).add(subscription)
+        try:
+            yield subscription
+        finally:
+            subscribers = self._topics.get(topic)
+            if subscribers is not None:
+                subscribers.discard(subscription)
+                if not subscribers:
+                    del self._topics[topic]
+
+    def subscriber_count(self, topic: str | None = None) -> int:
+        if topic is not None:
+            return len(self._topics.get(topic, ()))
+        return sum(len(s) for s in self._topics.values())

@@ -1,0 +1,117 @@
+"""One DataLoader per relation, created per request: a page of N items costs a constant
+number of SQL statements. Loaders of organization-owned rows apply the request's Scope."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable, Coroutine, Sequence
+from typing import Any, TypeVar
+
+from sqlmodel import SQLModel, col, select
+from strawberry.dataloader import DataLoader
+
+from recoverly.database import Database
+from recoverly.models import (
+    Admin,
+    Backup,
+    BackupCopy,
+    BackupPolicy,
+    ConfluenceSpace,
+    InstanceOperation,
+    JiraProject,
+    Membership,
+    Organization,
+    ProductInstance,
+    Restore,
+    SiteGroup,
+)
+from recoverly.services.scoping import Scope
+
+RowT = TypeVar("RowT", bound=SQLModel)
+LoadFn = Callable[[list[int]], Coroutine[Any, Any, list[Any]]]
+
+
+class Loaders:
+    def __init__(self, db: Database, scope: Scope) -> None:
+        self.db = db
+        self.scope = scope
+        self.organization = self._by_id(Organization)
+        self.instance = self._by_id(ProductInstance)
+        self.backup = self._by_id(Backup)
+        self.restore = self._by_id(Restore)
+        self.policy = self._by_id(BackupPolicy)
+        self.group = self._by_id(SiteGroup)
+        self.admin = DataLoader(load_fn=self._load_admins)
+        self.organization_ids_by_admin = DataLoader(load_fn=self._load_org_ids_by_admin)
+        self.copies_by_backup = DataLoader(load_fn=self._load_copies)
+        self.instances_by_organization = DataLoader(load_fn=self._load_instances_by_org)
+        self.instance_busy = DataLoader(load_fn=self._load_busy)
+        self.instance_has_data = DataLoader(load_fn=self._load_has_data)
+
+    def _by_id(self, model: type[RowT]) -> DataLoader[int, RowT | None]:
+        async def load(ids: list[int]) -> list[RowT | None]:
+            async with self.db.session() as session:
+                rows = await self.scope.get_many(session, model, ids)
+            by_id = {row.id: row for row in rows}  # type: ignore[attr-defined]
+            return [by_id.get(i) for i in ids]
+
+        return DataLoader(load_fn=load)
+
+    async def _load_admins(self, ids: list[int]) -> list[Admin | None]:
+        # Admins are people, not organization-owned rows: only name and email are exposed.
+        async with self.db.session() as session:
+            rows = (await session.exec(select(Admin).where(col(Admin.id).in_(ids)))).all()
+        by_id = {row.id: row for row in rows}
+        return [by_id.get(i) for i in ids]
+
+    async def _load_org_ids_by_admin(self, admin_ids: list[int]) -> list[list[int]]:
+        statement = select(Membership).where(
+            col(Membership.admin_id).in_(admin_ids),
+            col(Membership.organization_id).in_(self.scope.organization_ids),
+        )
+        async with self.db.session() as session:
+            rows = (await session.exec(statement.order_by(col(Membership.organization_id)))).all()
+        groups = _grouped(rows, admin_ids, key=lambda m: m.admin_id)
+        return [[m.organization_id for m in group] for group in groups]
+
+    async def _load_copies(self, backup_ids: list[int]) -> list[list[BackupCopy]]:
+        statement = select(BackupCopy).where(col(BackupCopy.backup_id).in_(backup_ids))
+        async with self.db.session() as session:
+            rows = (await session.exec(statement.order_by(col(BackupCopy.id)))).all()
+        return _grouped(rows, backup_ids, key=lambda c: c.backup_id)
+
+    async def _load_instances_by_org(self, org_ids: list[int]) -> list[list[ProductInstance]]:
+        statement = self.scope.restrict(
+            select(ProductInstance).where(col(ProductInstance.organization_id).in_(org_ids)),
+            ProductInstance,
+        )
+        async with self.db.session() as session:
+            rows = (await session.exec(statement.order_by(col(ProductInstance.id)))).all()
+        return _grouped(rows, org_ids, key=lambda i: i.organization_id)
+
+    async def _load_busy(self, instance_ids: list[int]) -> list[bool]:
+        statement = select(InstanceOperation.instance_id).where(
+            col(InstanceOperation.instance_id).in_(instance_ids)
+        )
+        async with self.db.session() as session:
+            busy = set((await session.exec(statement)).all())
+        return [i in busy for i in instance_ids]
+
+    async def _load_has_data(self, instance_ids: list[int]) -> list[bool]:
+        found: set[int] = set()
+        async with self.db.session() as session:
+            for model in (JiraProject, ConfluenceSpace):
+                statement = (
+                    select(model.instance_id)
+                    .where(col(model.instance_id).in_(instance_ids))
+                    .distinct()
+                )
+                found.update((await session.exec(statement)).all())
+        return [i in found for i in instance_ids]
+
+
+def _grouped(rows: Sequence[Any], keys: list[int], *, key: Callable[[Any], int]) -> list[list[Any]]:
+    groups: dict[int, list[Any]] = defaultdict(list)
+    for row in rows:
+        groups[key(row)].append(row)
+    return [groups.get(k, []) for k in keys]

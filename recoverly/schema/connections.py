@@ -1,0 +1,51 @@
+"""Relay cursor connections: ``Connection[Backup]`` is named ``BackupConnection`` in the SDL."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, Generic, TypeVar
+
+import strawberry
+
+from recoverly.resolvers.pagination import Page
+
+NodeT = TypeVar("NodeT")
+
+
+@strawberry.type
+class PageInfo:
+    has_next_page: bool
+    has_previous_page: bool
+    start_cursor: str | None
+    end_cursor: str | None
+
+
+@strawberry.type
+class Edge(Generic[NodeT]):
+    cursor: str
+    node: NodeT
+
+
+@strawberry.type
+class Connection(Generic[NodeT]):
+    edges: list[Edge[NodeT]]
+    nodes: list[NodeT]
+    page_info: PageInfo
+    total_count: int
+
+    @classmethod
+    def from_page(
+        cls, page: Page[Any], convert: Callable[[Any], NodeT], *, after: str | None
+    ) -> Connection[NodeT]:
+        nodes = [convert(row) for row in page.rows]
+        return cls(
+            edges=[Edge(cursor=c, node=n) for c, n in zip(page.cursors, nodes, strict=True)],
+            nodes=nodes,
+            page_info=PageInfo(
+                has_next_page=page.has_next_page,
+                has_previous_page=after is not None,
+                start_cursor=page.cursors[0] if page.cursors else None,
+                end_cursor=page.cursors[-1] if page.cursors else None,
+            ),
+            total_count=page.total_count,
+        )

@@ -1,0 +1,107 @@
+"""Viewer, organizations, products and their instances."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import strawberry
+from strawberry.types import Info
+
+from recoverly import models
+from recoverly.resolvers.global_ids import to_global_id
+from recoverly.schema.enums import PRODUCT_NAMES, ProductKey
+from recoverly.schema.node import Node
+
+
+@strawberry.type(description="A Jira or Confluence site of an organization.")
+class ProductInstance(Node):
+    row: strawberry.Private[models.ProductInstance]
+    name: str
+    url: str
+    product: ProductKey
+
+    @classmethod
+    def from_row(cls, row: models.ProductInstance) -> ProductInstance:
+        assert row.id is not None
+        return cls(
+            id=strawberry.ID(to_global_id("ProductInstance", row.id)),
+            row=row,
+            name=row.name,
+            url=row.url,
+            product=row.product,
+        )
+
+    @strawberry.field(description="True when the site holds no product data.")
+    async def is_empty(self, info: Info[Any, None]) -> bool:
+        return not await info.context.loaders.instance_has_data.load(self.row.id)
+
+    @strawberry.field(description="True while a backup or restore runs on this site.")
+    async def operation_in_progress(self, info: Info[Any, None]) -> bool:
+        return await info.context.loaders.instance_busy.load(self.row.id)
+
+    @strawberry.field
+    async def organization(self, info: Info[Any, None]) -> Organization | None:
+        row = await info.context.loaders.organization.load(self.row.organization_id)
+        return Organization.from_row(row) if row else None
+
+
+@strawberry.type(description="A product (Jira or Confluence) and the organization's sites of it.")
+class Product:
+    key: ProductKey
+    name: str
+    instances: list[ProductInstance]
+
+
+@strawberry.type
+class Organization(Node):
+    row: strawberry.Private[models.Organization]
+    name: str
+    slug: str
+
+    @classmethod
+    def from_row(cls, row: models.Organization) -> Organization:
+        assert row.id is not None
+        return cls(
+            id=strawberry.ID(to_global_id("Organization", row.id)),
+            row=row,
+            name=row.name,
+            slug=row.slug,
+        )
+
+    @strawberry.field(description="The organization's products with their sites.")
+    async def products(self, info: Info[Any, None]) -> list[Product]:
+        rows = await info.context.loaders.instances_by_organization.load(self.row.id)
+        return products_from_instances(rows)
+
+
+def products_from_instances(rows: list[models.ProductInstance]) -> list[Product]:
+    return [
+        Product(
+            key=key,
+            name=PRODUCT_NAMES[key],
+            instances=[ProductInstance.from_row(r) for r in rows if r.product == key],
+        )
+        for key in models.ProductKey
+    ]
+
+
+@strawberry.type(description="An admin: the authenticated one, or who started a restore.")
+class Viewer:
+    row: strawberry.Private[models.Admin]
+    id: strawberry.ID
+    email: str
+    name: str
+
+    @classmethod
+    def from_row(cls, row: models.Admin) -> Viewer:
+        assert row.id is not None
+        return cls(
+            id=strawberry.ID(to_global_id("Admin", row.id)), row=row, email=row.email, name=row.name
+        )
+
+    @strawberry.field(description="The organizations this admin administers, as far as you see.")
+    async def organizations(self, info: Info[Any, None]) -> list[Organization]:
+        loaders = info.context.loaders
+        org_ids = await loaders.organization_ids_by_admin.load(self.row.id)
+        rows = await loaders.organization.load_many(org_ids)
+        return [Organization.from_row(r) for r in rows if r is not None]

@@ -1,0 +1,98 @@
+"""The Query root: thin, every field delegates to ``recoverly.resolvers.queries``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import strawberry
+from strawberry.types import Info
+
+from recoverly.resolvers import queries
+from recoverly.schema.backups import Backup, BackupPolicy
+from recoverly.schema.connections import Connection
+from recoverly.schema.enums import ProductKey, RestoreStatus
+from recoverly.schema.node import Node
+from recoverly.schema.organizations import (
+    Organization,
+    Product,
+    ProductInstance,
+    Viewer,
+    products_from_instances,
+)
+from recoverly.schema.restores import Restore
+
+NODE_TYPES: dict[str, Any] = {
+    "Organization": Organization,
+    "ProductInstance": ProductInstance,
+    "Backup": Backup,
+    "Restore": Restore,
+    "BackupPolicy": BackupPolicy,
+}
+
+
+def register_node_type(name: str, graphql_type: Any) -> None:
+    """Let a later module (access reviews, groups) make its type reachable through ``node``."""
+    NODE_TYPES[name] = graphql_type
+
+
+@strawberry.type
+class Query:
+    @strawberry.field(description="The authenticated admin.")
+    def viewer(self, info: Info[Any, None]) -> Viewer:
+        return Viewer.from_row(info.context.admin)
+
+    @strawberry.field(description="Any object by its global ID; null when unknown or not yours.")
+    async def node(self, info: Info[Any, None], id: strawberry.ID) -> Node | None:
+        found = await queries.node(info.context, id)
+        if found is None or found[0] not in NODE_TYPES:
+            return None
+        type_name, row = found
+        return NODE_TYPES[type_name].from_row(row)  # type: ignore[no-any-return]
+
+    @strawberry.field
+    async def organization(self, info: Info[Any, None], id: strawberry.ID) -> Organization | None:
+        row = await queries.organization(info.context, id)
+        return Organization.from_row(row) if row else None
+
+    @strawberry.field(description="The organization's products, each with its sites.")
+    async def products(
+        self, info: Info[Any, None], organization_id: strawberry.ID
+    ) -> list[Product]:
+        rows = await queries.instances(info.context, organization_id)
+        return products_from_instances(rows) if rows else []
+
+    @strawberry.field(description="Backups, newest first.")
+    async def backups(
+        self,
+        info: Info[Any, None],
+        organization_id: strawberry.ID,
+        product: ProductKey | None = None,
+        first: int | None = 20,
+        after: str | None = None,
+    ) -> Connection[Backup]:
+        page = await queries.backups(
+            info.context,
+            organization_id=organization_id,
+            product=product,
+            first=20 if first is None else first,
+            after=after,
+        )
+        return Connection.from_page(page, Backup.from_row, after=after)
+
+    @strawberry.field(description="The Restore table: restores, newest first.")
+    async def restores(
+        self,
+        info: Info[Any, None],
+        organization_id: strawberry.ID,
+        status: list[RestoreStatus] | None = None,
+        first: int | None = 20,
+        after: str | None = None,
+    ) -> Connection[Restore]:
+        page = await queries.restores(
+            info.context,
+            organization_id=organization_id,
+            status=status,
+            first=20 if first is None else first,
+            after=after,
+        )
+        return Connection.from_page(page, Restore.from_row, after=after)

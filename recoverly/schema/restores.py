@@ -1,0 +1,105 @@
+"""Restores and their progress."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import strawberry
+from strawberry.scalars import JSON
+from strawberry.types import Info
+
+from recoverly import models
+from recoverly.resolvers.global_ids import to_global_id
+from recoverly.schema.backups import Backup
+from recoverly.schema.enums import RestorePhase, RestoreStatus
+from recoverly.schema.node import Node
+from recoverly.schema.organizations import ProductInstance, Viewer
+from recoverly.services.progress import progress_event
+
+
+@strawberry.type(description="A restore's state at one moment.")
+class RestoreProgress:
+    restore_id: strawberry.ID
+    status: RestoreStatus
+    phase: RestorePhase | None
+    items_done: int
+    items_total: int
+    percent: float
+    message: str | None
+    at: datetime
+
+    @classmethod
+    def from_event(cls, event: dict[str, Any]) -> RestoreProgress:
+        """From a progress event (see ``services.progress``)."""
+        return cls(
+            restore_id=strawberry.ID(to_global_id("Restore", event["restore_id"])),
+            status=models.RestoreStatus(event["status"]),
+            phase=models.RestorePhase(event["phase"]) if event.get("phase") else None,
+            items_done=event["items_done"],
+            items_total=event["items_total"],
+            percent=event["percent"],
+            message=event.get("message"),
+            at=datetime.fromisoformat(event["at"]),
+        )
+
+
+@strawberry.type(description="A restore of a backup into a destination site.")
+class Restore(Node):
+    row: strawberry.Private[models.Restore]
+    status: RestoreStatus
+    phase: RestorePhase | None
+    include_attachments: bool
+    include_users_and_groups: bool
+    skipped_spaces: list[str]
+    entity_counts: JSON | None
+    failure_reason: str | None
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+
+    @classmethod
+    def from_row(cls, row: models.Restore) -> Restore:
+        assert row.id is not None
+        return cls(
+            id=strawberry.ID(to_global_id("Restore", row.id)),
+            row=row,
+            status=row.status,
+            phase=row.phase,
+            include_attachments=row.include_attachments,
+            include_users_and_groups=row.include_users_and_groups,
+            skipped_spaces=list(row.skipped_spaces or []),
+            entity_counts=row.entity_counts,
+            failure_reason=row.failure_reason,
+            created_at=row.created_at,
+            started_at=row.started_at,
+            finished_at=row.finished_at,
+        )
+
+    @strawberry.field
+    def progress(self) -> RestoreProgress:
+        return RestoreProgress.from_event(progress_event(self.row))
+
+    @strawberry.field(description="Seconds from start to finish, or until now while running.")
+    def duration_seconds(self, info: Info[Any, None]) -> float | None:
+        if self.row.started_at is None:
+            return None
+        end = self.row.finished_at or info.context.runtime.now()
+        return (end - self.row.started_at).total_seconds()
+
+    @strawberry.field
+    async def backup(self, info: Info[Any, None]) -> Backup:
+        row = await info.context.loaders.backup.load(self.row.backup_id)
+        return Backup.from_row(row)
+
+    @strawberry.field
+    async def destination(self, info: Info[Any, None]) -> ProductInstance:
+        row = await info.context.loaders.instance.load(self.row.destination_id)
+        return ProductInstance.from_row(row)
+
+    @strawberry.field
+    async def started_by(self, info: Info[Any, None]) -> Viewer | None:
+        if self.row.started_by_id is None:
+            return None
+        row = await info.context.loaders.admin.load(self.row.started_by_id)
+        return Viewer.from_row(row) if row else None

@@ -1,0 +1,31 @@
+"""The Strawberry schema: roots joined, with depth and size limits and error masking."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import strawberry
+from graphql import GraphQLError
+from strawberry.extensions import MaskErrors, MaxTokensLimiter, QueryDepthLimiter, SchemaExtension
+
+from recoverly.resolvers.pagination import PaginationError
+from recoverly.schema.query import Query
+from recoverly.settings import Settings
+
+# Errors whose message is meant for the client even in production.
+CLIENT_ERRORS = (PaginationError,)
+
+
+def _should_mask(error: GraphQLError) -> bool:
+    original = error.original_error
+    return original is not None and not isinstance(original, CLIENT_ERRORS)
+
+
+def build_schema(settings: Settings) -> strawberry.Schema:
+    extensions: list[Callable[[], SchemaExtension]] = [
+        lambda: QueryDepthLimiter(max_depth=settings.max_query_depth),
+        lambda: MaxTokensLimiter(max_token_count=settings.max_query_tokens),
+    ]
+    if settings.production:
+        extensions.append(lambda: MaskErrors(should_mask_error=_should_mask))
+    return strawberry.Schema(query=Query, extensions=extensions)

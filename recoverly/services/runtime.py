@@ -1,0 +1,28 @@
+"""The running system's parts, handed to services explicitly rather than found globally."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+from recoverly.database import Database
+from recoverly.events import EventBus, InMemoryEventBus
+from recoverly.models import utcnow
+from recoverly.settings import Settings
+
+if TYPE_CHECKING:
+    from recoverly.jobs.runner import JobRunner
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    db: Database
+    bus: EventBus = field(default_factory=InMemoryEventBus)
+    runner: JobRunner | None = None
+    clock: Callable[[], datetime] = utcnow
+
+    def now(self) -> datetime:
+        return self.clock()

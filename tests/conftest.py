@@ -1,0 +1,161 @@
+"""Shared fixtures: a seeded database per backend (SQLite always, PostgreSQL when
+``RECOVERLY_TEST_POSTGRES_URL`` is set) and a real uvicorn server on loopback."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import httpx
+import pytest
+import uvicorn
+
+from recoverly.app import create_app
+from recoverly.demo import DemoInfo, seed_demo
+from recoverly.services.runtime import Runtime
+from recoverly.services.system import build_runtime
+from recoverly.settings import Settings
+
+DEMO_TOKEN = "demo-admin-token"
+OTHER_TOKEN = "globex-admin-token"
+POSTGRES_URL = os.environ.get("RECOVERLY_TEST_POSTGRES_URL")
+
+
+@dataclass
+class PostgresDatabase:
+    """A uniquely named database on the test PostgreSQL server, dropped afterwards."""
+
+    server_url: str
+    name: str
+
+    @property
+    def url(self) -> str:
+        return f"{self.server_url.rsplit('/', 1)[0]}/{self.name}"
+
+    async def _admin(self, sql: str) -> None:
+        base = self.server_url.replace("postgresql+asyncpg://", "postgresql://")
+        connection = await asyncpg.connect(base.rsplit("/", 1)[0] + "/postgres")
+        try:
+            await connection.execute(sql)
+        finally:
+            await connection.close()
+
+    async def create(self) -> None:
+        await self._admin(f'CREATE DATABASE "{self.name}"')
+
+    async def drop(self) -> None:
+        await self._admin(f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)')
+
+
+async def make_database_url(backend: str, tmp_path: Path) -> tuple[str, PostgresDatabase | None]:
+    if backend == "sqlite":
+        return f"sqlite:///{tmp_path / 'recoverly.db'}", None
+    assert POSTGRES_URL is not None
+    pg = PostgresDatabase(POSTGRES_URL, f"recoverly_test_{uuid.uuid4().hex[:12]}")
+    await pg.create()
+    return pg.url, pg
+
+
+def backend_params() -> list[Any]:
+    reason = "PostgreSQL tests need RECOVERLY_TEST_POSTGRES_URL (CI sets it)"
+    return [
+        "sqlite",
+        pytest.param("postgres", marks=pytest.mark.skipif(POSTGRES_URL is None, reason=reason)),
+    ]
+
+
+@pytest.fixture(scope="session", params=backend_params())
+def backend(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@dataclass
+class Deployment:
+    """A seeded system and a real server in front of it."""
+
+    runtime: Runtime
+    demo: DemoInfo
+    url: str
+
+    @property
+    def ws_url(self) -> str:
+        return self.url.replace("http://", "ws://") + "/graphql"
+
+    def client(self, token: str | None = DEMO_TOKEN) -> httpx.AsyncClient:
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        return httpx.AsyncClient(base_url=self.url, headers=headers, timeout=30)
+
+    async def gql(
+        self, query: str, variables: dict[str, Any] | None = None, *, token: str = DEMO_TOKEN
+    ) -> dict[str, Any]:
+        """Run an operation over HTTP and return ``data``; fail on GraphQL errors."""
+        async with self.client(token) as client:
+            response = await client.post("/graphql", json={"query": query, "variables": variables})
+        response.raise_for_status()
+        body = response.json()
+        assert not body.get("errors"), body["errors"]
+        return body["data"]  # type: ignore[no-any-return]
+
+
+def make_settings(tmp_path: Path, database_url: str) -> Settings:
+    return Settings(
+        data_dir=tmp_path,
+        database_url=database_url,
+        demo_token=DEMO_TOKEN,
+        demo_other_token=OTHER_TOKEN,
+        job_poll_seconds=0.05,
+        retry_backoff_seconds=0.1,
+    )
+
+
+@pytest.fixture(scope="session")
+async def deployment(
+    backend: str, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[Deployment]:
+    tmp_path = tmp_path_factory.mktemp(f"deployment-{backend}")
+    database_url, pg = await make_database_url(backend, tmp_path)
+    settings = make_settings(tmp_path, database_url)
+    runtime = build_runtime(settings)
+    await runtime.db.migrate()
+    demo = await seed_demo(runtime.db, demo_token=DEMO_TOKEN, other_token=OTHER_TOKEN)
+    app = create_app(runtime=runtime)
+    async with RunningServer(app) as url:
+        yield Deployment(runtime=runtime, demo=demo, url=url)
+    if pg is not None:
+        await pg.drop()
+
+
+class RunningServer:
+    """uvicorn serving ``app`` on a free loopback port within the test's event loop."""
+
+    def __init__(self, app: Any) -> None:
+        config = uvicorn.Config(
+            app, host="127.0.0.1", port=0, log_level="warning", ws="websockets-sansio"
+        )
+        self.server = uvicorn.Server(config)
+        self.task: asyncio.Task[None] | None = None
+
+    async def __aenter__(self) -> str:
+        self.task = asyncio.create_task(self.server.serve())
+        while not self.server.started:
+            if self.task.done():
+                self.task.result()
+            await asyncio.sleep(0.01)
+        port = self.server.servers[0].sockets[0].getsockname()[1]
+        return f"http://127.0.0.1:{port}"
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.server.should_exit = True
+        assert self.task is not None
+        await self.task
+
+
+@pytest.fixture
+def anyio_backend() -> Iterator[str]:
+    yield "asyncio"
