@@ -10,8 +10,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import func, select
-from sqlmodel import SQLModel
+from sqlalchemy import func
+from sqlmodel import SQLModel, col, select
 
 from recoverly.database import Database
 from recoverly.demo import INSTANCES, DemoInfo, seed_demo
@@ -137,7 +137,7 @@ async def test_acme_jira(seeded: tuple[Database, DemoInfo]) -> None:
     issues = await rows(
         db,
         select(JiraIssue.key, JiraProject.key, JiraIssue.reporter_account_id)
-        .join(JiraProject, JiraProject.id == JiraIssue.project_id)
+        .join(JiraProject, col(JiraProject.id) == JiraIssue.project_id)
         .where(JiraIssue.instance_id == jira),
     )
     assert len({key for key, _, _ in issues}) == len(issues)
@@ -257,7 +257,7 @@ async def test_memberships(seeded: tuple[Database, DemoInfo]) -> None:
         found = await rows(
             db,
             select(Organization.slug)
-            .join(Membership, Membership.organization_id == Organization.id)
+            .join(Membership, col(Membership.organization_id) == Organization.id)
             .where(Membership.admin_id == admin_id),
         )
         return {slug for (slug,) in found}
@@ -330,14 +330,16 @@ async def test_content_is_deterministic(seeded: tuple[Database, DemoInfo], tmp_p
             return (
                 select(JiraIssue.key, JiraIssue.summary, JiraIssue.status, JiraIssue.description)
                 .where(JiraIssue.instance_id == instance_id)
-                .order_by(JiraIssue.id)
+                .order_by(col(JiraIssue.id))
             )
 
         jira = info.instances["acme_jira"]
         assert await rows(db, issues(jira)) == await rows(other, issues(jira))
-        blobs = select(JiraAttachment.sha256).order_by(JiraAttachment.id)
+        blobs = select(JiraAttachment.sha256).order_by(col(JiraAttachment.id))
         assert await rows(db, blobs) == await rows(other, blobs)
-        pages = select(ConfluencePage.title, ConfluencePage.parent_id).order_by(ConfluencePage.id)
+        pages = select(ConfluencePage.title, ConfluencePage.parent_id).order_by(
+            col(ConfluencePage.id)
+        )
         assert await rows(db, pages) == await rows(other, pages)
     finally:
         await other.dispose()

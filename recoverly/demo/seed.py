@@ -8,8 +8,9 @@ presence of the ``acme`` organization means the demo data is complete.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
-from sqlalchemy import Select, select
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -164,8 +165,9 @@ async def _load(conn: AsyncConnection) -> tuple[int, int, dict[str, int], dict[s
         raise RuntimeError(f"incomplete demo data: {missing} is missing") from None
 
 
-async def _pairs(conn: AsyncConnection, statement: Select[tuple[str, int]]) -> dict[str, int]:
-    return {key: value for key, value in (await conn.execute(statement)).all()}
+async def _pairs(conn: AsyncConnection, statement: Any) -> dict[str, int]:
+    """A two-column query as a dict."""
+    return {row[0]: row[1] for row in (await conn.execute(statement)).all()}
 
 
 # --- Creation ------------------------------------------------------------------------

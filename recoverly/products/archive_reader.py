@@ -48,7 +48,9 @@ class ArchiveReader:
         except FileNotFoundError as exc:
             raise ArchiveError(f"archive not found: {self.path}") from exc
         except _READ_ERRORS as exc:
-            raise ArchiveError(f"{self.path.name} is not a readable zip archive: {exc}") from exc
+            raise ArchiveError(
+                f"{self.path.name} is not a readable zip archive (truncated or corrupt): {exc}"
+            ) from exc
         try:
             self._entries = self._check_entries()
             self.manifest = self._load_manifest()

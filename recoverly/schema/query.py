@@ -19,6 +19,11 @@ from recoverly.schema.organizations import (
     Viewer,
     products_from_instances,
 )
+from recoverly.schema.restore_mutations import (
+    RestorePreviewPayload,
+    StartRestoreInput,
+    restore_preview,
+)
 from recoverly.schema.restores import Restore
 
 NODE_TYPES: dict[str, Any] = {
@@ -96,3 +101,9 @@ class Query:
             after=after,
         )
         return Connection.from_page(page, Restore.from_row, after=after)
+
+    @strawberry.field(description="What startRestore would do with this input, without doing it.")
+    async def restore_preview(
+        self, info: Info[Any, None], input: StartRestoreInput
+    ) -> RestorePreviewPayload:
+        return await restore_preview(info, input)

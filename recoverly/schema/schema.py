@@ -9,16 +9,25 @@ from graphql import GraphQLError
 from strawberry.extensions import MaskErrors, MaxTokensLimiter, QueryDepthLimiter, SchemaExtension
 
 from recoverly.resolvers.pagination import PaginationError
+from recoverly.resolvers.subscriptions import RestoreNotFoundError
+from recoverly.schema.backup_mutations import BackupMutations
 from recoverly.schema.query import Query
+from recoverly.schema.restore_mutations import RestoreMutations
+from recoverly.schema.subscription import Subscription
 from recoverly.settings import Settings
 
 # Errors whose message is meant for the client even in production.
-CLIENT_ERRORS = (PaginationError,)
+CLIENT_ERRORS = (PaginationError, RestoreNotFoundError)
 
 
 def _should_mask(error: GraphQLError) -> bool:
     original = error.original_error
     return original is not None and not isinstance(original, CLIENT_ERRORS)
+
+
+@strawberry.type
+class Mutation(BackupMutations, RestoreMutations):
+    """Every mutation takes one ``input`` and returns a payload with ``errors``."""
 
 
 def build_schema(settings: Settings) -> strawberry.Schema:
@@ -28,4 +37,6 @@ def build_schema(settings: Settings) -> strawberry.Schema:
     ]
     if settings.production:
         extensions.append(lambda: MaskErrors(should_mask_error=_should_mask))
-    return strawberry.Schema(query=Query, extensions=extensions)
+    return strawberry.Schema(
+        query=Query, mutation=Mutation, subscription=Subscription, extensions=extensions
+    )

@@ -9,20 +9,28 @@ from typing import TYPE_CHECKING
 
 from recoverly.database import Database
 from recoverly.events import EventBus, InMemoryEventBus
+from recoverly.jobs import JobRunner
 from recoverly.models import utcnow
 from recoverly.settings import Settings
+from recoverly.storage import BlobStore
 
 if TYPE_CHECKING:
-    from recoverly.jobs.runner import JobRunner
+    from recoverly.services.scheduler import Scheduler
 
 
 @dataclass
 class Runtime:
     settings: Settings
     db: Database
+    internal_store: BlobStore
     bus: EventBus = field(default_factory=InMemoryEventBus)
     runner: JobRunner | None = None
+    scheduler: Scheduler | None = None
     clock: Callable[[], datetime] = utcnow
 
     def now(self) -> datetime:
         return self.clock()
+
+    def kick_scheduler(self) -> None:
+        if self.scheduler is not None:
+            self.scheduler.kick()

@@ -1,0 +1,40 @@
+"""Mutations: decode the input's global IDs, call a service, turn expected failures into
+UserErrors. Every mutation goes through ``attempt`` so none leaks a ServiceError."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable
+from dataclasses import dataclass
+from typing import Generic, TypeVar
+
+from recoverly.resolvers.global_ids import decode_id
+from recoverly.services.errors import ServiceError, not_found
+
+T = TypeVar("T")
+
+
+@dataclass
+class Outcome(Generic[T]):
+    value: T | None
+    errors: list[ServiceError]
+
+
+async def attempt(operation: Awaitable[T]) -> Outcome[T]:
+    try:
+        return Outcome(await operation, [])
+    except ServiceError as error:
+        return Outcome(None, [error])
+
+
+def require_id(global_id: str, type_name: str, *, field: list[str]) -> int:
+    """The row ID in a global ID of ``type_name``; NOT_FOUND for anything else."""
+    row_id = decode_id(global_id, type_name)
+    if row_id is None:
+        raise not_found(type_name_label(type_name), field=field)
+    return row_id
+
+
+def type_name_label(type_name: str) -> str:
+    return {"ProductInstance": "site", "BackupPolicy": "backup policy"}.get(
+        type_name, type_name.lower()
+    )

@@ -1,0 +1,158 @@
+"""Mutations on backups and backup policies."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import strawberry
+from strawberry.types import Info
+
+from recoverly import models
+from recoverly.resolvers.mutations import attempt, require_id
+from recoverly.schema.backups import Backup, BackupPolicy
+from recoverly.schema.enums import Schedule, StorageMode
+from recoverly.schema.errors import UserError
+from recoverly.services import backups, policies
+
+
+@strawberry.input(description="A customer's S3-compatible bucket for a second copy.")
+class CustomerBucketInput:
+    bucket: str
+    endpoint_url: str | None = None
+    region: str | None = "us-east-1"
+    prefix: str | None = ""
+    access_key_id: str | None = None
+    secret_access_key: str | None = None
+
+
+@strawberry.input
+class CreateBackupPolicyInput:
+    instance_id: strawberry.ID
+    name: str = ""
+    schedule: Schedule = models.Schedule.ONCE
+    include_attachments: bool = True
+    include_users_and_groups: bool = True
+    include_personal_spaces: bool = False
+    storage: StorageMode = models.StorageMode.INTERNAL
+    customer_bucket: CustomerBucketInput | None = None
+    start_at: datetime | None = strawberry.field(
+        default=None, description="When the first run is due; default now."
+    )
+
+
+@strawberry.type
+class BackupPolicyPayload:
+    policy: BackupPolicy | None
+    errors: list[UserError]
+
+
+@strawberry.input
+class SetBackupPolicyActiveInput:
+    policy_id: strawberry.ID
+    active: bool
+
+
+@strawberry.input
+class RunBackupInput:
+    instance_id: strawberry.ID
+    include_attachments: bool = True
+    include_users_and_groups: bool = True
+    include_personal_spaces: bool = False
+
+
+@strawberry.type
+class RunBackupPayload:
+    backup: Backup | None
+    errors: list[UserError]
+
+
+def _bucket_dict(bucket: CustomerBucketInput | None) -> dict[str, Any] | None:
+    if bucket is None:
+        return None
+    return {
+        "bucket": bucket.bucket,
+        "endpoint_url": bucket.endpoint_url,
+        "region": bucket.region or "us-east-1",
+        "prefix": bucket.prefix or "",
+        "access_key_id": bucket.access_key_id,
+        "secret_access_key": bucket.secret_access_key,
+    }
+
+
+@strawberry.type
+class BackupMutations:
+    @strawberry.mutation(description="Create an active backup policy for one site.")
+    async def create_backup_policy(
+        self, info: Info[Any, None], input: CreateBackupPolicyInput
+    ) -> BackupPolicyPayload:
+        ctx = info.context
+
+        async def create() -> models.BackupPolicy:
+            policy = await policies.create_policy(
+                ctx.runtime,
+                ctx.authenticated_scope,
+                instance_id=require_id(
+                    input.instance_id, "ProductInstance", field=["input", "instanceId"]
+                ),
+                name=input.name,
+                schedule=input.schedule,
+                include_attachments=input.include_attachments,
+                include_users_and_groups=input.include_users_and_groups,
+                include_personal_spaces=input.include_personal_spaces,
+                storage=input.storage,
+                customer_bucket=_bucket_dict(input.customer_bucket),
+                start_at=input.start_at,
+            )
+            ctx.runtime.kick_scheduler()
+            return policy
+
+        outcome = await attempt(create())
+        return BackupPolicyPayload(
+            policy=BackupPolicy.from_row(outcome.value) if outcome.value else None,
+            errors=[UserError.from_error(e) for e in outcome.errors],
+        )
+
+    @strawberry.mutation(description="Activate or deactivate a backup policy.")
+    async def set_backup_policy_active(
+        self, info: Info[Any, None], input: SetBackupPolicyActiveInput
+    ) -> BackupPolicyPayload:
+        ctx = info.context
+
+        async def toggle() -> models.BackupPolicy:
+            policy = await policies.set_policy_active(
+                ctx.runtime,
+                ctx.authenticated_scope,
+                policy_id=require_id(input.policy_id, "BackupPolicy", field=["input", "policyId"]),
+                active=input.active,
+            )
+            ctx.runtime.kick_scheduler()
+            return policy
+
+        outcome = await attempt(toggle())
+        return BackupPolicyPayload(
+            policy=BackupPolicy.from_row(outcome.value) if outcome.value else None,
+            errors=[UserError.from_error(e) for e in outcome.errors],
+        )
+
+    @strawberry.mutation(description="Back up one site now.")
+    async def run_backup(self, info: Info[Any, None], input: RunBackupInput) -> RunBackupPayload:
+        ctx = info.context
+
+        async def run() -> models.Backup:
+            return await backups.start_backup(
+                ctx.runtime,
+                ctx.authenticated_scope,
+                instance_id=require_id(
+                    input.instance_id, "ProductInstance", field=["input", "instanceId"]
+                ),
+                include_attachments=input.include_attachments,
+                include_users_and_groups=input.include_users_and_groups,
+                include_personal_spaces=input.include_personal_spaces,
+            )
+
+        outcome = await attempt(run())
+        return RunBackupPayload(
+            backup=Backup.from_row(outcome.value) if outcome.value else None,
+            errors=[UserError.from_error(e) for e in outcome.errors],
+        )

@@ -1,0 +1,142 @@
+"""startRestore, cancelRestore and the restorePreview query."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import strawberry
+from strawberry.scalars import JSON
+from strawberry.types import Info
+
+from recoverly import models
+from recoverly.resolvers.mutations import attempt, require_id
+from recoverly.schema.backups import Backup
+from recoverly.schema.errors import UserError
+from recoverly.schema.organizations import ProductInstance
+from recoverly.schema.restores import Restore
+from recoverly.services import restores
+from recoverly.services.errors import ServiceError
+
+
+@strawberry.input
+class StartRestoreInput:
+    backup_id: strawberry.ID
+    destination_id: strawberry.ID
+    include_attachments: bool = True
+    include_users_and_groups: bool = True
+
+
+@strawberry.type
+class StartRestorePayload:
+    restore: Restore | None
+    errors: list[UserError]
+
+
+@strawberry.input
+class CancelRestoreInput:
+    restore_id: strawberry.ID
+
+
+@strawberry.type
+class CancelRestorePayload:
+    restore: Restore | None
+    errors: list[UserError]
+
+
+@strawberry.type(description="A restored group's product access that would await review.")
+class PreviewAccessReview:
+    group_name: str
+    product: strawberry.enum(models.ProductKey, name="ProductKey")  # type: ignore[valid-type]
+    billable_users_added: int | None
+
+
+@strawberry.type(description="What a restore would do, without doing it.")
+class RestorePreviewPayload:
+    backup: Backup | None
+    destination: ProductInstance | None
+    entity_counts: JSON | None
+    items_total: int
+    skipped_spaces: list[str]
+    attachments: int
+    attachment_bytes: int
+    destination_empty: bool | None
+    access_reviews: list[PreviewAccessReview]
+    errors: list[UserError] = strawberry.field(
+        description="The errors startRestore would return now."
+    )
+
+
+def to_request(input: StartRestoreInput) -> restores.RestoreRequest:
+    return restores.RestoreRequest(
+        backup_id=require_id(input.backup_id, "Backup", field=["input", "backupId"]),
+        destination_id=require_id(
+            input.destination_id, "ProductInstance", field=["input", "destinationId"]
+        ),
+        include_attachments=input.include_attachments,
+        include_users_and_groups=input.include_users_and_groups,
+    )
+
+
+async def restore_preview(info: Info[Any, None], input: StartRestoreInput) -> RestorePreviewPayload:
+    ctx = info.context
+    try:
+        preview = await restores.preview_restore(
+            ctx.runtime, ctx.authenticated_scope, to_request(input)
+        )
+    except ServiceError as error:
+        preview = restores.Preview(errors=[error])
+    plan = preview.plan
+    return RestorePreviewPayload(
+        backup=Backup.from_row(preview.backup) if preview.backup else None,
+        destination=ProductInstance.from_row(preview.destination) if preview.destination else None,
+        entity_counts=dict(plan.entity_counts) if plan else None,
+        items_total=sum(plan.entity_counts.values()) if plan else 0,
+        skipped_spaces=list(plan.skipped_spaces) if plan else [],
+        attachments=plan.attachments if plan else 0,
+        attachment_bytes=plan.attachment_bytes if plan else 0,
+        destination_empty=plan.destination_empty if plan else None,
+        access_reviews=[
+            PreviewAccessReview(group_name=name, product=product, billable_users_added=None)
+            for name, product in (plan.groups_with_access if plan else [])
+        ],
+        errors=[UserError.from_error(e) for e in preview.errors],
+    )
+
+
+@strawberry.type
+class RestoreMutations:
+    @strawberry.mutation(description="Restore a backup into a destination site.")
+    async def start_restore(
+        self, info: Info[Any, None], input: StartRestoreInput
+    ) -> StartRestorePayload:
+        ctx = info.context
+
+        async def start() -> models.Restore:
+            return await restores.start_restore(
+                ctx.runtime, ctx.authenticated_scope, to_request(input)
+            )
+
+        outcome = await attempt(start())
+        return StartRestorePayload(
+            restore=Restore.from_row(outcome.value) if outcome.value else None,
+            errors=[UserError.from_error(e) for e in outcome.errors],
+        )
+
+    @strawberry.mutation(description="Cancel a restore; what it restored so far is removed.")
+    async def cancel_restore(
+        self, info: Info[Any, None], input: CancelRestoreInput
+    ) -> CancelRestorePayload:
+        ctx = info.context
+
+        async def cancel() -> models.Restore:
+            return await restores.cancel_restore(
+                ctx.runtime,
+                ctx.authenticated_scope,
+                restore_id=require_id(input.restore_id, "Restore", field=["input", "restoreId"]),
+            )
+
+        outcome = await attempt(cancel())
+        return CancelRestorePayload(
+            restore=Restore.from_row(outcome.value) if outcome.value else None,
+            errors=[UserError.from_error(e) for e in outcome.errors],
+        )

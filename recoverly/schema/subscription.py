@@ -1,0 +1,24 @@
+"""Subscriptions: live restore progress over graphql-transport-ws."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncGenerator
+from typing import Any
+
+import strawberry
+from strawberry.types import Info
+
+from recoverly.resolvers.subscriptions import restore_progress_events
+from recoverly.schema.restores import RestoreProgress
+
+
+@strawberry.type
+class Subscription:
+    @strawberry.subscription(
+        description="The restore's current state first, then every change, until it is final."
+    )
+    async def restore_progress(
+        self, info: Info[Any, None], restore_id: strawberry.ID
+    ) -> AsyncGenerator[RestoreProgress, None]:
+        async for event in restore_progress_events(info.context, restore_id):
+            yield RestoreProgress.from_event(event)

@@ -1,0 +1,38 @@
+"""One backup or restore at a time per instance, enforced by the database.
+
+The lock is a row keyed by the instance: inserting it fails for everyone but the first,
+atomically, on SQLite and PostgreSQL alike and across processes.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import delete
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import col
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from recoverly.models import InstanceOperation
+from recoverly.services.errors import ErrorCode, ServiceError
+
+
+async def acquire(session: AsyncSession, *, instance_id: int, kind: str, ref_id: int) -> None:
+    """Take the instance's lock in the caller's transaction, or raise DESTINATION_BUSY."""
+    try:
+        async with session.begin_nested():
+            session.add(InstanceOperation(instance_id=instance_id, kind=kind, ref_id=ref_id))
+    except IntegrityError:
+        raise ServiceError(
+            ErrorCode.DESTINATION_BUSY,
+            "a backup or restore is already in progress on this site; "
+            "wait for it to finish, then try again",
+        ) from None
+
+
+async def release(session: AsyncSession, *, instance_id: int, kind: str, ref_id: int) -> None:
+    await session.exec(  # type: ignore[call-overload]
+        delete(InstanceOperation).where(
+            col(InstanceOperation.instance_id) == instance_id,
+            col(InstanceOperation.kind) == kind,
+            col(InstanceOperation.ref_id) == ref_id,
+        )
+    )

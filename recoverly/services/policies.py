@@ -1,0 +1,175 @@
+"""Backup policies and the scheduler that starts their due runs."""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import update
+from sqlmodel import col, select
+
+from recoverly.models import BackupPolicy, ProductInstance, Schedule, StorageMode
+from recoverly.services import audit
+from recoverly.services.backups import start_backup
+from recoverly.services.errors import ErrorCode, ServiceError, not_found
+from recoverly.services.runtime import Runtime
+from recoverly.services.scoping import Scope
+
+log = logging.getLogger(__name__)
+BUSY_RETRY = timedelta(minutes=1)
+INTERVALS = {Schedule.DAILY: timedelta(days=1), Schedule.WEEKLY: timedelta(weeks=1)}
+
+
+async def create_policy(
+    runtime: Runtime,
+    scope: Scope,
+    *,
+    instance_id: int,
+    name: str,
+    schedule: Schedule,
+    include_attachments: bool,
+    include_users_and_groups: bool,
+    include_personal_spaces: bool,
+    storage: StorageMode,
+    customer_bucket: dict[str, Any] | None,
+    start_at: datetime | None,
+) -> BackupPolicy:
+    """Create an active policy; its first run is due at ``start_at`` (default: now)."""
+    if (storage == StorageMode.INTERNAL_AND_CUSTOMER) != (customer_bucket is not None):
+        raise ServiceError(
+            ErrorCode.INVALID_INPUT,
+            "a customer bucket is required with storage INTERNAL_AND_CUSTOMER, and only then",
+            field=["input", "customerBucket"],
+        )
+    if customer_bucket is not None and not customer_bucket.get("bucket"):
+        raise ServiceError(
+            ErrorCode.INVALID_INPUT,
+            "the customer bucket needs a name",
+            field=["input", "customerBucket", "bucket"],
+        )
+    async with runtime.db.transaction() as session:
+        instance = await scope.get(session, ProductInstance, instance_id)
+        if instance is None:
+            raise not_found("site", field=["input", "instanceId"])
+        policy = BackupPolicy(
+            organization_id=instance.organization_id,
+            instance_id=instance_id,
+            name=name or f"{schedule.title()} backup of {instance.name}",
+            schedule=schedule,
+            include_attachments=include_attachments,
+            include_users_and_groups=include_users_and_groups,
+            include_personal_spaces=include_personal_spaces,
+            storage=storage,
+            customer_bucket=customer_bucket,
+            next_run_at=start_at or runtime.now(),
+            created_by_id=scope.admin_id,
+            created_at=runtime.now(),
+        )
+        session.add(policy)
+        await session.flush()
+        assert policy.id is not None
+        audit.record(
+            session,
+            organization_id=instance.organization_id,
+            actor_id=scope.admin_id,
+            action="backup_policy.create",
+            target_type="BackupPolicy",
+            target_ids=[policy.id],
+            details={"schedule": str(schedule), "storage": str(storage)},
+        )
+    return policy
+
+
+async def set_policy_active(
+    runtime: Runtime, scope: Scope, *, policy_id: int, active: bool
+) -> BackupPolicy:
+    async with runtime.db.transaction() as session:
+        policy = await scope.get(session, BackupPolicy, policy_id)
+        if policy is None:
+            raise not_found("backup policy", field=["input", "policyId"])
+        if active and not policy.active and policy.next_run_at is None:
+            policy.next_run_at = _next_after(policy, runtime.now())
+        policy.active = active
+        assert policy.id is not None
+        audit.record(
+            session,
+            organization_id=policy.organization_id,
+            actor_id=scope.admin_id,
+            action="backup_policy.activate" if active else "backup_policy.deactivate",
+            target_type="BackupPolicy",
+            target_ids=[policy.id],
+        )
+    return policy
+
+
+def _next_after(policy: BackupPolicy, moment: datetime) -> datetime | None:
+    interval = INTERVALS.get(policy.schedule)
+    if policy.last_run_at is None:
+        return moment
+    return None if interval is None else moment + interval
+
+
+async def run_due_policies(runtime: Runtime) -> list[int]:
+    """Start every active policy whose run is due; returns the backups started.
+
+    Each due run is claimed by moving ``next_run_at`` with a compare-and-set, so two
+    schedulers (two API replicas) never start the same run twice.
+    """
+    now = runtime.now()
+    async with runtime.db.session() as session:
+        due = (
+            await session.exec(
+                select(BackupPolicy).where(
+                    col(BackupPolicy.active).is_(True), col(BackupPolicy.next_run_at) <= now
+                )
+            )
+        ).all()
+    started = []
+    for policy in due:
+        if not await _claim_run(runtime, policy, now):
+            continue
+        scope = Scope(
+            admin_id=policy.created_by_id or 0,
+            organization_ids=frozenset({policy.organization_id}),
+        )
+        try:
+            backup = await start_backup(
+                runtime,
+                scope,
+                instance_id=policy.instance_id,
+                include_attachments=policy.include_attachments,
+                include_users_and_groups=policy.include_users_and_groups,
+                include_personal_spaces=policy.include_personal_spaces,
+                policy=policy,
+            )
+        except ServiceError as error:
+            # Busy site: try again shortly rather than lose the run.
+            log.warning("policy %s postponed its run: %s", policy.id, error.message)
+            await _postpone(runtime, policy, now + BUSY_RETRY)
+            continue
+        assert backup.id is not None
+        started.append(backup.id)
+    return started
+
+
+async def _claim_run(runtime: Runtime, policy: BackupPolicy, now: datetime) -> bool:
+    interval = INTERVALS.get(policy.schedule)
+    next_run = None if interval is None else max(policy.next_run_at or now, now) + interval
+    async with runtime.db.transaction() as session:
+        result = await session.exec(  # type: ignore[call-overload]
+            update(BackupPolicy)
+            .where(
+                col(BackupPolicy.id) == policy.id,
+                col(BackupPolicy.next_run_at) == policy.next_run_at,
+            )
+            .values(next_run_at=next_run, last_run_at=now)
+        )
+    return bool(result.rowcount == 1)
+
+
+async def _postpone(runtime: Runtime, policy: BackupPolicy, when: datetime) -> None:
+    async with runtime.db.transaction() as session:
+        await session.exec(  # type: ignore[call-overload]
+            update(BackupPolicy).where(col(BackupPolicy.id) == policy.id).values(next_run_at=when)
+        )

@@ -1,0 +1,234 @@
+"""The restore job: verify the archive, restore it with checkpoints, finish or undo.
+
+Runs in whichever process holds the job; it shares nothing with subscribers but the
+database and the event bus. A restore that fails or is canceled is purged, so the
+destination is left as it was; a crashed one resumes from its checkpoint.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from sqlmodel import col, select
+
+from recoverly.jobs import JobArgs, JobDefinition, JobInfo
+from recoverly.models import (
+    FINAL_RESTORE_STATUSES,
+    Backup,
+    BackupCopy,
+    ProductInstance,
+    Restore,
+    RestorePhase,
+    RestoreStatus,
+)
+from recoverly.products.archive import ArchiveError
+from recoverly.products.archive_reader import ArchiveReader
+from recoverly.products.restore_engine import RestoreStopped, purge_restore, restore_archive
+from recoverly.services import operations
+from recoverly.services.archives import local_archive
+from recoverly.services.locations import availability
+from recoverly.services.progress import ProgressPublisher
+from recoverly.services.restores import RESTORE_JOB
+from recoverly.services.runtime import Runtime
+
+log = logging.getLogger(__name__)
+
+
+def restore_job(runtime: Runtime) -> JobDefinition:
+    async def run(args: JobArgs, info: JobInfo) -> None:
+        await perform_restore(runtime, restore_id=int(args["restore_id"]))
+
+    async def give_up(args: JobArgs, reason: str) -> None:
+        restore_id = int(args["restore_id"])
+        await _undo(runtime, restore_id, RestoreStatus.FAILED, f"restore failed: {reason}")
+
+    return JobDefinition(name=RESTORE_JOB, run=run, on_give_up=give_up, max_attempts=1)
+
+
+async def perform_restore(runtime: Runtime, *, restore_id: int) -> None:
+    async with runtime.db.session() as session:
+        restore = await session.get(Restore, restore_id)
+        if restore is None or restore.status in FINAL_RESTORE_STATUSES:
+            return
+        backup = await session.get(Backup, restore.backup_id)
+        destination = await session.get(ProductInstance, restore.destination_id)
+        copies = (
+            await session.exec(select(BackupCopy).where(col(BackupCopy.backup_id) == backup.id))  # type: ignore[union-attr]
+        ).all()
+    assert backup is not None and destination is not None
+    publisher = ProgressPublisher(runtime.bus, restore)
+    if restore.status == RestoreStatus.CANCELING:
+        await _undo(runtime, restore_id, RestoreStatus.CANCELED, "canceled", publisher)
+        return
+    found = availability(backup, copies, runtime.now())
+    if found.copy is None:
+        await _undo(
+            runtime,
+            restore_id,
+            RestoreStatus.FAILED,
+            f"backup unavailable: {found.reason}",
+            publisher,
+        )
+        return
+    try:
+        async with local_archive(runtime, found.copy, name=f"restore-{restore_id}.zip") as path:
+            limit = runtime.settings.archive_max_expansion_bytes
+            with ArchiveReader(path, max_expansion_bytes=limit) as reader:
+                await _verify(runtime, restore, reader, publisher)
+                await _restore(runtime, restore, destination, reader, publisher)
+    except RestoreStopped:
+        await _undo(runtime, restore_id, RestoreStatus.CANCELED, "canceled", publisher)
+    except ArchiveError as error:
+        await _undo(
+            runtime,
+            restore_id,
+            RestoreStatus.FAILED,
+            f"the backup archive is invalid: {error}",
+            publisher,
+        )
+    except Exception as error:
+        log.exception("restore %s failed", restore_id)
+        await _undo(
+            runtime, restore_id, RestoreStatus.FAILED, f"restore failed: {error}", publisher
+        )
+
+
+async def _verify(
+    runtime: Runtime, restore: Restore, reader: ArchiveReader, publisher: ProgressPublisher
+) -> None:
+    """Check every checksum before the first row is written."""
+    await _save(
+        runtime,
+        restore.id,
+        status=RestoreStatus.VALIDATING,
+        phase=RestorePhase.VALIDATING,
+        started_at=restore.started_at or runtime.now(),
+    )
+    await publisher.publish(
+        force=True,
+        status=RestoreStatus.VALIDATING,
+        phase=RestorePhase.VALIDATING,
+        message="checking the destination and the backup",
+    )
+    loop = asyncio.get_running_loop()
+
+    def on_bytes(done: int, total: int) -> None:
+        share = 100 * done // max(total, 1)
+        message = f"verifying archive checksums: {share}%"
+        asyncio.run_coroutine_threadsafe(publisher.publish(message=message), loop)
+
+    await publisher.publish(
+        force=True, phase=RestorePhase.READING_ARCHIVE, message="verifying archive checksums"
+    )
+    await asyncio.to_thread(reader.verify, on_bytes)
+
+
+async def _restore(
+    runtime: Runtime,
+    restore: Restore,
+    destination: ProductInstance,
+    reader: ArchiveReader,
+    publisher: ProgressPublisher,
+) -> None:
+    assert restore.id is not None
+    await _save(runtime, restore.id, status=RestoreStatus.IN_PROGRESS)
+    await publisher.publish(force=True, status=RestoreStatus.IN_PROGRESS, message="restoring")
+
+    async def on_progress(phase: str, done: int, total: int) -> None:
+        await publisher.publish(
+            phase=RestorePhase(phase), items_done=done, items_total=total, message=None
+        )
+
+    async def should_stop() -> bool:
+        async with runtime.db.session() as session:
+            status = (
+                await session.exec(select(Restore.status).where(Restore.id == restore.id))
+            ).one()
+        return status == RestoreStatus.CANCELING
+
+    result = await restore_archive(
+        runtime.db,
+        reader,
+        restore_id=restore.id,
+        organization_id=restore.organization_id,
+        destination=destination,
+        include_attachments=restore.include_attachments,
+        include_users_and_groups=restore.include_users_and_groups,
+        chunk_size=runtime.settings.restore_chunk_size,
+        on_progress=on_progress,
+        should_stop=should_stop,
+    )
+    await publisher.publish(force=True, phase=RestorePhase.FINALIZING, message="finalizing")
+    if await should_stop():
+        raise RestoreStopped()
+    async with runtime.db.transaction() as session:
+        row = await session.get(Restore, restore.id)
+        assert row is not None
+        row.status = RestoreStatus.COMPLETED
+        row.phase = RestorePhase.FINALIZING
+        row.items_done = row.items_total = publisher.restore.items_total
+        row.entity_counts = result.entity_counts
+        row.skipped_spaces = result.skipped_spaces
+        row.finished_at = runtime.now()
+        row.message = _summary(result.entity_counts, result.skipped_spaces)
+        await operations.release(
+            session, instance_id=row.destination_id, kind="restore", ref_id=restore.id
+        )
+    await publisher.publish(
+        force=True,
+        status=RestoreStatus.COMPLETED,
+        items_done=row.items_done,
+        message=row.message,
+        finished_at=row.finished_at,
+    )
+
+
+def _summary(counts: dict[str, int], skipped: list[str]) -> str:
+    restored = sum(counts.values())
+    text = f"restored {restored} items"
+    return text + (f"; skipped existing spaces {', '.join(skipped)}" if skipped else "")
+
+
+async def _undo(
+    runtime: Runtime,
+    restore_id: int,
+    status: RestoreStatus,
+    reason: str,
+    publisher: ProgressPublisher | None = None,
+) -> None:
+    """Remove everything the restore wrote, then record its final status."""
+    await purge_restore(runtime.db, restore_id=restore_id)
+    async with runtime.db.transaction() as session:
+        row = await session.get(Restore, restore_id)
+        if row is None:
+            return
+        row.status = status
+        row.finished_at = runtime.now()
+        row.checkpoint = None
+        row.failure_reason = None if status == RestoreStatus.CANCELED else reason
+        row.message = (
+            "canceled: the destination is unchanged"
+            if status == RestoreStatus.CANCELED
+            else f"{reason}; the destination is unchanged"
+        )
+        await operations.release(
+            session, instance_id=row.destination_id, kind="restore", ref_id=restore_id
+        )
+    publisher = publisher or ProgressPublisher(runtime.bus, row)
+    await publisher.publish(
+        force=True,
+        status=status,
+        message=row.message,
+        failure_reason=row.failure_reason,
+        finished_at=row.finished_at,
+    )
+
+
+async def _save(runtime: Runtime, restore_id: int | None, **values: Any) -> None:
+    async with runtime.db.transaction() as session:
+        row = await session.get(Restore, restore_id)
+        assert row is not None
+        for name, value in values.items():
+            setattr(row, name, value)

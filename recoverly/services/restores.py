@@ -1,0 +1,217 @@
+"""Restores: the rules of DESIGN.md, enforced here, for startRestore, the preview and cancel."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from recoverly.models import (
+    FINAL_RESTORE_STATUSES,
+    Backup,
+    BackupCopy,
+    InstanceOperation,
+    JiraProject,
+    ProductInstance,
+    ProductKey,
+    Restore,
+    RestoreStatus,
+)
+from recoverly.products.archive_reader import ArchiveReader
+from recoverly.products.restore_engine import RestorePlan, plan_restore
+from recoverly.services import audit, operations
+from recoverly.services.archives import local_archive
+from recoverly.services.errors import ErrorCode, ServiceError, not_found
+from recoverly.services.locations import availability
+from recoverly.services.progress import progress_event, restore_topic
+from recoverly.services.runtime import Runtime
+from recoverly.services.scoping import Scope
+
+RESTORE_JOB = "restore.run"
+
+
+@dataclass(frozen=True)
+class RestoreRequest:
+    backup_id: int
+    destination_id: int
+    include_attachments: bool = True
+    include_users_and_groups: bool = True
+
+
+@dataclass
+class Checked:
+    """A request that passed the rules that need no lock: the rows it names."""
+
+    backup: Backup
+    destination: ProductInstance
+    copy: BackupCopy
+
+
+@dataclass
+class Preview:
+    errors: list[ServiceError]
+    plan: RestorePlan | None = None
+    backup: Backup | None = None
+    destination: ProductInstance | None = None
+    billing: list[dict[str, Any]] = field(default_factory=list)
+
+
+async def check_request(
+    runtime: Runtime, session: AsyncSession, scope: Scope, request: RestoreRequest
+) -> Checked:
+    """Same organization and product, and a copy to restore from; else a ServiceError."""
+    backup = await scope.get(session, Backup, request.backup_id)
+    if backup is None:
+        raise not_found("backup", field=["input", "backupId"])
+    destination = await scope.get(session, ProductInstance, request.destination_id)
+    if destination is None:
+        raise not_found("destination site", field=["input", "destinationId"])
+    if (
+        backup.product != destination.product
+        or backup.organization_id != destination.organization_id
+    ):
+        raise ServiceError(
+            ErrorCode.PRODUCT_MISMATCH,
+            f"a {backup.product.title()} backup can only be restored into a "
+            f"{backup.product.title()} site of the same organization",
+            field=["input", "destinationId"],
+        )
+    copies = (
+        await session.exec(select(BackupCopy).where(col(BackupCopy.backup_id) == backup.id))
+    ).all()
+    found = availability(backup, copies, runtime.now())
+    if found.copy is None:
+        raise ServiceError(
+            ErrorCode.BACKUP_NOT_AVAILABLE,
+            f"this backup cannot be restored: {found.reason}",
+            field=["input", "backupId"],
+        )
+    return Checked(backup=backup, destination=destination, copy=found.copy)
+
+
+async def check_destination_free(session: AsyncSession, destination: ProductInstance) -> None:
+    """A Jira destination must be empty (Confluence ones need not be)."""
+    if destination.product != ProductKey.JIRA:
+        return
+    project = (
+        await session.exec(
+            select(JiraProject.id).where(col(JiraProject.instance_id) == destination.id).limit(1)
+        )
+    ).first()
+    if project is not None:
+        raise ServiceError(
+            ErrorCode.DESTINATION_NOT_EMPTY,
+            f"the Jira site {destination.name} already holds projects: a Jira backup can "
+            "only be restored into an empty site",
+            field=["input", "destinationId"],
+        )
+
+
+async def start_restore(runtime: Runtime, scope: Scope, request: RestoreRequest) -> Restore:
+    """Queue a restore. The destination lock, the restore row, its job and the audit event
+    commit together, so of concurrent calls on one destination exactly one wins."""
+    assert runtime.runner is not None
+    async with runtime.db.transaction() as session:
+        checked = await check_request(runtime, session, scope, request)
+        restore = Restore(
+            organization_id=checked.destination.organization_id,
+            backup_id=request.backup_id,
+            destination_id=request.destination_id,
+            include_attachments=request.include_attachments,
+            include_users_and_groups=request.include_users_and_groups,
+            started_by_id=scope.admin_id,
+            created_at=runtime.now(),
+            message="waiting for a worker",
+        )
+        session.add(restore)
+        await session.flush()
+        assert restore.id is not None
+        await operations.acquire(
+            session, instance_id=request.destination_id, kind="restore", ref_id=restore.id
+        )
+        await check_destination_free(session, checked.destination)
+        await runtime.runner.enqueue(RESTORE_JOB, {"restore_id": restore.id}, session=session)
+        audit.record(
+            session,
+            organization_id=restore.organization_id,
+            actor_id=scope.admin_id,
+            action="restore.start",
+            target_type="Restore",
+            target_ids=[restore.id],
+            details={
+                "backup_id": request.backup_id,
+                "destination_id": request.destination_id,
+                "include_attachments": request.include_attachments,
+                "include_users_and_groups": request.include_users_and_groups,
+            },
+        )
+    await runtime.bus.publish(restore_topic(restore.id), progress_event(restore))
+    return restore
+
+
+async def cancel_restore(runtime: Runtime, scope: Scope, *, restore_id: int) -> Restore:
+    """Ask a running restore to stop; its worker removes what it wrote, then CANCELED."""
+    async with runtime.db.transaction() as session:
+        restore = await scope.get(session, Restore, restore_id)
+        if restore is None:
+            raise not_found("restore", field=["input", "restoreId"])
+        if restore.status in FINAL_RESTORE_STATUSES or restore.status == RestoreStatus.CANCELING:
+            raise ServiceError(
+                ErrorCode.ALREADY_FINAL,
+                f"the restore is already {restore.status.lower().replace('_', ' ')}",
+                field=["input", "restoreId"],
+            )
+        restore.status = RestoreStatus.CANCELING
+        restore.message = "canceling: removing what was restored"
+        assert restore.id is not None
+        audit.record(
+            session,
+            organization_id=restore.organization_id,
+            actor_id=scope.admin_id,
+            action="restore.cancel",
+            target_type="Restore",
+            target_ids=[restore.id],
+        )
+    await runtime.bus.publish(restore_topic(restore_id), progress_event(restore))
+    return restore
+
+
+async def preview_restore(runtime: Runtime, scope: Scope, request: RestoreRequest) -> Preview:
+    """What ``start_restore`` would do, and every error it would return, changing nothing."""
+    preview = Preview(errors=[])
+    async with runtime.db.session() as session:
+        try:
+            checked = await check_request(runtime, session, scope, request)
+        except ServiceError as error:
+            preview.errors.append(error)
+            return preview
+        preview.backup, preview.destination = checked.backup, checked.destination
+        busy = await session.get(InstanceOperation, request.destination_id)
+        if busy is not None:
+            preview.errors.append(
+                ServiceError(
+                    ErrorCode.DESTINATION_BUSY,
+                    "a backup or restore is already in progress on this site",
+                    field=["input", "destinationId"],
+                )
+            )
+        try:
+            await check_destination_free(session, checked.destination)
+        except ServiceError as error:
+            preview.errors.append(error)
+    assert checked.backup.id is not None
+    async with local_archive(
+        runtime, checked.copy, name=f"preview-{checked.backup.id}.zip"
+    ) as path:
+        limit = runtime.settings.archive_max_expansion_bytes
+        with ArchiveReader(path, max_expansion_bytes=limit) as reader:
+            preview.plan = await plan_restore(
+                runtime.db,
+                reader,
+                destination=checked.destination,
+                include_attachments=request.include_attachments,
+                include_users_and_groups=request.include_users_and_groups,
+            )
+    return preview

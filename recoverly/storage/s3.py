@@ -1,0 +1,248 @@
+"""Customer storage: blobs in an S3-compatible bucket, streamed with multipart uploads."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+from collections.abc import AsyncIterator, Mapping
+from pathlib import Path
+from typing import IO, Any
+
+import aiohttp
+from aiobotocore.config import AioConfig
+from aiobotocore.session import get_session
+from botocore.exceptions import BotoCoreError, ClientError
+from pydantic import BaseModel, ConfigDict, SecretStr, ValidationError, field_validator
+
+from recoverly.storage.base import BlobStore, StorageError, check_key
+
+MULTIPART_THRESHOLD = 8 * 1024 * 1024
+MAX_PARTS = 10_000
+_DOWNLOAD_CHUNK = 1024 * 1024
+_NOT_FOUND = {"404", "NoSuchKey", "NotFound"}
+
+
+class S3BucketConfig(BaseModel):
+    """Where a customer's bucket is and how to reach it; ``secret_access_key`` never leaves it."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    bucket: str
+    endpoint_url: str | None = None
+    region: str = "us-east-1"
+    prefix: str = ""
+    access_key_id: str | None = None
+    secret_access_key: SecretStr | None = None
+
+    @field_validator("bucket")
+    @classmethod
+    def _bucket(cls, value: str) -> str:
+        if not value or "/" in value:
+            raise ValueError("bucket must be a bucket name, without '/'")
+        return value
+
+    @field_validator("endpoint_url")
+    @classmethod
+    def _endpoint(cls, value: str | None) -> str | None:
+        if value and not value.startswith(("http://", "https://")):
+            raise ValueError("endpoint_url must start with http:// or https://")
+        return value or None
+
+    @field_validator("prefix")
+    @classmethod
+    def _prefix(cls, value: str) -> str:
+        value = value.strip("/")
+        return check_key(value) if value else ""
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> S3BucketConfig:
+        """Build from a stored dict (e.g. a policy's ``customer_bucket``); bad input is a
+        ``StorageError`` naming the field."""
+        fields = {k: v for k, v in data.items() if not (k == "kind" and v == "s3")}
+        try:
+            return cls.model_validate(fields)
+        except ValidationError as exc:
+            problems = "; ".join(
+                f"{'.'.join(map(str, e['loc'])) or 'config'}: {e['msg']}" for e in exc.errors()
+            )
+            raise StorageError(f"invalid S3 bucket configuration: {problems}") from None
+
+    def to_public_dict(self) -> dict[str, Any]:
+        """Everything but the secret key: safe to store next to a backup or return to clients."""
+        return self.model_dump(exclude={"secret_access_key"})
+
+
+class S3BlobStore(BlobStore):
+    """Blobs at ``s3://bucket/prefix/key``; one short-lived client per operation."""
+
+    def __init__(
+        self,
+        *,
+        bucket: str,
+        endpoint_url: str | None = None,
+        region: str = "us-east-1",
+        access_key_id: str | None = None,
+        secret_access_key: str | None = None,
+        prefix: str = "",
+    ) -> None:
+        self.config = S3BucketConfig.from_dict(
+            {
+                "bucket": bucket,
+                "endpoint_url": endpoint_url,
+                "region": region,
+                "prefix": prefix,
+                "access_key_id": access_key_id,
+                "secret_access_key": secret_access_key,
+            }
+        )
+        self._session = get_session()
+
+    @classmethod
+    def from_config(cls, config: S3BucketConfig) -> S3BlobStore:
+        secret = config.secret_access_key
+        return cls(
+            bucket=config.bucket,
+            endpoint_url=config.endpoint_url,
+            region=config.region,
+            prefix=config.prefix,
+            access_key_id=config.access_key_id,
+            secret_access_key=secret.get_secret_value() if secret else None,
+        )
+
+    def object_key(self, key: str) -> str:
+        check_key(key)
+        return f"{self.config.prefix}/{key}" if self.config.prefix else key
+
+    def describe(self) -> dict[str, Any]:
+        public = self.config.to_public_dict()
+        public.pop("access_key_id")
+        return {"kind": "s3", **public}
+
+    async def put_file(self, key: str, path: Path) -> int:
+        path = Path(path)
+        try:
+            size = (await asyncio.to_thread(path.stat)).st_size
+        except OSError as exc:
+            raise StorageError(f"cannot read {path}: {exc}") from exc
+        async with self._client("upload", key) as client:
+            if size <= MULTIPART_THRESHOLD:
+                body = await asyncio.to_thread(_read_range, path, 0, MULTIPART_THRESHOLD + 1)
+                if len(body) != size:
+                    raise StorageError(f"{path} changed size while being uploaded")
+                await client.put_object(
+                    Bucket=self.config.bucket, Key=self.object_key(key), Body=body
+                )
+            else:
+                await self._multipart(client, self.object_key(key), path, size)
+        return size
+
+    async def _multipart(self, client: Any, object_key: str, path: Path, size: int) -> None:
+        bucket = self.config.bucket
+        part_size = max(MULTIPART_THRESHOLD, -(-size // MAX_PARTS))
+        upload = await client.create_multipart_upload(Bucket=bucket, Key=object_key)
+        upload_id = upload["UploadId"]
+        try:
+            parts = []
+            for number, offset in enumerate(range(0, size, part_size), start=1):
+                body = await asyncio.to_thread(_read_range, path, offset, part_size)
+                response = await client.upload_part(
+                    Bucket=bucket, Key=object_key, UploadId=upload_id, PartNumber=number, Body=body
+                )
+                parts.append({"PartNumber": number, "ETag": response["ETag"]})
+            if (await asyncio.to_thread(path.stat)).st_size != size:
+                raise StorageError(f"{path} changed size while being uploaded")
+            await client.complete_multipart_upload(
+                Bucket=bucket, Key=object_key, UploadId=upload_id, MultipartUpload={"Parts": parts}
+            )
+        except BaseException:
+            with contextlib.suppress(Exception):
+                await client.abort_multipart_upload(
+                    Bucket=bucket, Key=object_key, UploadId=upload_id
+                )
+            raise
+
+    async def get_to_file(self, key: str, path: Path) -> None:
+        path = Path(path)
+        temp = path.with_name(f".{path.name}.partial")
+        try:
+            async with self._client("download", key) as client:
+                response = await client.get_object(
+                    Bucket=self.config.bucket, Key=self.object_key(key)
+                )
+                expected = response.get("ContentLength")
+                async with response["Body"] as body:
+                    written = await _stream_to_file(body, temp)
+            if expected is not None and written != expected:
+                raise StorageError(f"download of {key!r} ended after {written} of {expected} bytes")
+            await asyncio.to_thread(os.replace, temp, path)
+        except BaseException:
+            await asyncio.to_thread(temp.unlink, missing_ok=True)
+            raise
+
+    async def delete(self, key: str) -> None:
+        async with self._client("delete", key) as client:
+            await client.delete_object(Bucket=self.config.bucket, Key=self.object_key(key))
+
+    async def exists(self, key: str) -> bool:
+        return await self.size(key) is not None
+
+    async def size(self, key: str) -> int | None:
+        async with self._client("head", key) as client:
+            try:
+                response = await client.head_object(
+                    Bucket=self.config.bucket, Key=self.object_key(key)
+                )
+            except ClientError as exc:
+                if exc.response.get("Error", {}).get("Code") in _NOT_FOUND:
+                    return None
+                raise
+        return int(response["ContentLength"])
+
+    @contextlib.asynccontextmanager
+    async def _client(self, action: str, key: str) -> AsyncIterator[Any]:
+        """An S3 client whose failures become ``StorageError`` naming the bucket and key."""
+        where = f"s3://{self.config.bucket}/{self.object_key(key)}"
+        config = self.config
+        secret = config.secret_access_key
+        try:
+            async with self._session.create_client(
+                "s3",
+                region_name=config.region,
+                endpoint_url=config.endpoint_url,
+                aws_access_key_id=config.access_key_id,
+                aws_secret_access_key=secret.get_secret_value() if secret else None,
+                config=AioConfig(
+                    s3={"addressing_style": "path"} if config.endpoint_url else None,
+                    retries={"mode": "standard", "max_attempts": 5},
+                ),
+            ) as client:
+                yield client
+        except ClientError as exc:
+            error = exc.response.get("Error", {})
+            raise StorageError(
+                f"S3 {action} of {where} failed: {error.get('Code')} {error.get('Message', '')}"
+            ) from exc
+        except (BotoCoreError, aiohttp.ClientError, OSError) as exc:
+            raise StorageError(f"S3 {action} of {where} failed: {exc}") from exc
+
+
+def _read_range(path: Path, offset: int, length: int) -> bytes:
+    with path.open("rb") as file:
+        file.seek(offset)
+        return file.read(length)
+
+
+async def _stream_to_file(body: Any, path: Path) -> int:
+    """Write an async body to ``path`` chunk by chunk, fsync it, return the byte count."""
+    file: IO[bytes] = await asyncio.to_thread(path.open, "wb")
+    written = 0
+    try:
+        while chunk := await body.read(_DOWNLOAD_CHUNK):
+            await asyncio.to_thread(file.write, chunk)
+            written += len(chunk)
+        await asyncio.to_thread(file.flush)
+        await asyncio.to_thread(os.fsync, file.fileno())
+    finally:
+        await asyncio.to_thread(file.close)
+    return written
