@@ -13,7 +13,7 @@ import json
 import struct
 import zipfile
 import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -176,7 +176,7 @@ class ArchiveReader:
                     f"beyond the limit of {limit} bytes"
                 )
 
-    def _stream(self, name: str) -> Iterator[bytes]:
+    def _stream(self, name: str) -> Generator[bytes, None, None]:
         """A member's bytes in chunks, checked against the manifest's size and SHA-256."""
         info = self._info(name)
         digest = hashlib.sha256()

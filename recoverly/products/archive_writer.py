@@ -54,6 +54,8 @@ class RecordSink:
 
     def write(self, record: dict[str, Any]) -> None:
         """Append one record as a line of compact JSON."""
+        if self._stream.closed:
+            raise ArchiveError("this member is finished; open a new records() block to write more")
         line = _ENCODER.encode(record)
         self._buffer += line.encode()
         self._buffer += b"\n"

@@ -7,16 +7,20 @@ from collections import defaultdict
 from collections.abc import Callable, Coroutine, Sequence
 from typing import Any, TypeVar
 
+from sqlalchemy import func
 from sqlmodel import SQLModel, col, select
 from strawberry.dataloader import DataLoader
 
 from recoverly.database import Database
 from recoverly.models import (
+    AccessReview,
     Admin,
     Backup,
     BackupCopy,
     BackupPolicy,
     ConfluenceSpace,
+    GroupMembership,
+    GroupProductAccess,
     InstanceOperation,
     JiraProject,
     Membership,
@@ -25,6 +29,7 @@ from recoverly.models import (
     Restore,
     SiteGroup,
 )
+from recoverly.services.access import billable_users_added
 from recoverly.services.scoping import Scope
 
 RowT = TypeVar("RowT", bound=SQLModel)
@@ -41,6 +46,10 @@ class Loaders:
         self.restore = self._by_id(Restore)
         self.policy = self._by_id(BackupPolicy)
         self.group = self._by_id(SiteGroup)
+        self.access_review = self._by_id(AccessReview)
+        self.billable_users_added = DataLoader(load_fn=self._load_billable_added)
+        self.group_member_count = DataLoader(load_fn=self._load_member_counts)
+        self.group_products = DataLoader(load_fn=self._load_group_products)
         self.admin = DataLoader(load_fn=self._load_admins)
         self.organization_ids_by_admin = DataLoader(load_fn=self._load_org_ids_by_admin)
         self.copies_by_backup = DataLoader(load_fn=self._load_copies)
@@ -73,6 +82,31 @@ class Loaders:
             rows = (await session.exec(statement.order_by(col(Membership.organization_id)))).all()
         groups = _grouped(rows, admin_ids, key=lambda m: m.admin_id)
         return [[m.organization_id for m in group] for group in groups]
+
+    async def _load_billable_added(self, review_ids: list[int]) -> list[int]:
+        async with self.db.session() as session:
+            reviews = await self.scope.get_many(session, AccessReview, review_ids)
+            added = await billable_users_added(session, reviews)
+        return [added.get(i, 0) for i in review_ids]
+
+    async def _load_member_counts(self, group_ids: list[int]) -> list[int]:
+        statement = (
+            select(GroupMembership.group_id, func.count())
+            .where(col(GroupMembership.group_id).in_(group_ids))
+            .group_by(col(GroupMembership.group_id))
+        )
+        async with self.db.session() as session:
+            counts = dict((await session.exec(statement)).all())
+        return [counts.get(i, 0) for i in group_ids]
+
+    async def _load_group_products(self, group_ids: list[int]) -> list[list[str]]:
+        statement = select(GroupProductAccess).where(
+            col(GroupProductAccess.group_id).in_(group_ids)
+        )
+        async with self.db.session() as session:
+            rows = (await session.exec(statement)).all()
+        groups = _grouped(rows, group_ids, key=lambda a: a.group_id)
+        return [sorted(a.product for a in group) for group in groups]
 
     async def _load_copies(self, backup_ids: list[int]) -> list[list[BackupCopy]]:
         statement = select(BackupCopy).where(col(BackupCopy.backup_id).in_(backup_ids))

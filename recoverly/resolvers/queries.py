@@ -2,15 +2,24 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from sqlmodel import SQLModel, col, select
 
-from recoverly.models import Backup, Organization, ProductInstance, ProductKey, Restore
+from recoverly.models import (
+    AccessReview,
+    Backup,
+    Organization,
+    ProductInstance,
+    ProductKey,
+    Restore,
+)
 from recoverly.models.base import RestoreStatus
 from recoverly.resolvers.context import Context
 from recoverly.resolvers.global_ids import decode_id, from_global_id
 from recoverly.resolvers.pagination import Page, paginate
+from recoverly.services import access
 
 NODE_LOADERS = {
     "Organization": "organization",
@@ -77,3 +86,14 @@ async def _page(
     scoped = ctx.authenticated_scope.restrict(statement, model)
     async with ctx.runtime.db.session() as session:
         return await paginate(session, scoped, model=model, first=first, after=after)
+
+
+async def pending_access_reviews(ctx: Context, organization_id: str) -> Sequence[AccessReview]:
+    return await access.pending_reviews(
+        ctx.runtime, ctx.authenticated_scope, organization_id=_org_id(ctx, organization_id)
+    )
+
+
+async def organization_billing(ctx: Context, organization_id: int) -> list[access.ProductBilling]:
+    async with ctx.runtime.db.session() as session:
+        return await access.organization_billing(session, organization_id)

@@ -8,6 +8,7 @@ import strawberry
 from strawberry.types import Info
 
 from recoverly import models
+from recoverly.resolvers import queries
 from recoverly.resolvers.global_ids import to_global_id
 from recoverly.schema.enums import PRODUCT_NAMES, ProductKey
 from recoverly.schema.node import Node
@@ -52,6 +53,12 @@ class Product:
     instances: list[ProductInstance]
 
 
+@strawberry.type(description="Billable users of one product, from applied product access.")
+class ProductBilling:
+    product: ProductKey
+    billable_users: int
+
+
 @strawberry.type
 class Organization(Node):
     row: strawberry.Private[models.Organization]
@@ -72,6 +79,11 @@ class Organization(Node):
     async def products(self, info: Info[Any, None]) -> list[Product]:
         rows = await info.context.loaders.instances_by_organization.load(self.row.id)
         return products_from_instances(rows)
+
+    @strawberry.field(description="Billable users per product; pending reviews do not count.")
+    async def billing(self, info: Info[Any, None]) -> list[ProductBilling]:
+        rows = await queries.organization_billing(info.context, self.row.id)
+        return [ProductBilling(product=b.product, billable_users=b.billable_users) for b in rows]
 
 
 def products_from_instances(rows: list[models.ProductInstance]) -> list[Product]:

@@ -8,6 +8,7 @@ import strawberry
 from strawberry.types import Info
 
 from recoverly.resolvers import queries
+from recoverly.schema.access import AccessReview, Group
 from recoverly.schema.backups import Backup, BackupPolicy
 from recoverly.schema.connections import Connection
 from recoverly.schema.enums import ProductKey, RestoreStatus
@@ -32,12 +33,9 @@ NODE_TYPES: dict[str, Any] = {
     "Backup": Backup,
     "Restore": Restore,
     "BackupPolicy": BackupPolicy,
+    "Group": Group,
+    "AccessReview": AccessReview,
 }
-
-
-def register_node_type(name: str, graphql_type: Any) -> None:
-    """Let a later module (access reviews, groups) make its type reachable through ``node``."""
-    NODE_TYPES[name] = graphql_type
 
 
 @strawberry.type
@@ -107,3 +105,10 @@ class Query:
         self, info: Info[Any, None], input: StartRestoreInput
     ) -> RestorePreviewPayload:
         return await restore_preview(info, input)
+
+    @strawberry.field(description="Restored product access waiting for a decision.")
+    async def pending_access_reviews(
+        self, info: Info[Any, None], organization_id: strawberry.ID
+    ) -> list[AccessReview]:
+        rows = await queries.pending_access_reviews(info.context, organization_id)
+        return [AccessReview.from_row(r) for r in rows]

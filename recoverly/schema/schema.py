@@ -10,6 +10,7 @@ from strawberry.extensions import MaskErrors, MaxTokensLimiter, QueryDepthLimite
 
 from recoverly.resolvers.pagination import PaginationError
 from recoverly.resolvers.subscriptions import RestoreNotFoundError
+from recoverly.schema.access_mutations import AccessMutations
 from recoverly.schema.backup_mutations import BackupMutations
 from recoverly.schema.query import Query
 from recoverly.schema.restore_mutations import RestoreMutations
@@ -26,7 +27,7 @@ def _should_mask(error: GraphQLError) -> bool:
 
 
 @strawberry.type
-class Mutation(BackupMutations, RestoreMutations):
+class Mutation(BackupMutations, RestoreMutations, AccessMutations):
     """Every mutation takes one ``input`` and returns a payload with ``errors``."""
 
 

@@ -1,0 +1,81 @@
+"""Groups, product access reviews and billing."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import strawberry
+from strawberry.types import Info
+
+from recoverly import models
+from recoverly.resolvers.global_ids import to_global_id
+from recoverly.schema.enums import AccessReviewStatus, ProductKey
+from recoverly.schema.node import Node
+from recoverly.schema.organizations import ProductInstance, Viewer
+from recoverly.schema.restores import Restore
+
+
+@strawberry.type(description="A group of users on one site.")
+class Group(Node):
+    row: strawberry.Private[models.SiteGroup]
+    name: str
+
+    @classmethod
+    def from_row(cls, row: models.SiteGroup) -> Group:
+        assert row.id is not None
+        return cls(id=strawberry.ID(to_global_id("Group", row.id)), row=row, name=row.name)
+
+    @strawberry.field
+    async def instance(self, info: Info[Any, None]) -> ProductInstance | None:
+        row = await info.context.loaders.instance.load(self.row.instance_id)
+        return ProductInstance.from_row(row) if row else None
+
+    @strawberry.field
+    async def member_count(self, info: Info[Any, None]) -> int:
+        return await info.context.loaders.group_member_count.load(self.row.id)
+
+    @strawberry.field(description="Products this group's members are billable users of.")
+    async def product_access(self, info: Info[Any, None]) -> list[ProductKey]:
+        products = await info.context.loaders.group_products.load(self.row.id)
+        return [models.ProductKey(p) for p in products]
+
+
+@strawberry.type(description="A restored group's product access, waiting for an admin.")
+class AccessReview(Node):
+    row: strawberry.Private[models.AccessReview]
+    product: ProductKey
+    status: AccessReviewStatus
+    created_at: datetime
+    decided_at: datetime | None
+
+    @classmethod
+    def from_row(cls, row: models.AccessReview) -> AccessReview:
+        assert row.id is not None
+        return cls(
+            id=strawberry.ID(to_global_id("AccessReview", row.id)),
+            row=row,
+            product=row.product,
+            status=row.status,
+            created_at=row.created_at,
+            decided_at=row.decided_at,
+        )
+
+    @strawberry.field
+    async def group(self, info: Info[Any, None]) -> Group:
+        return Group.from_row(await info.context.loaders.group.load(self.row.group_id))
+
+    @strawberry.field
+    async def restore(self, info: Info[Any, None]) -> Restore:
+        return Restore.from_row(await info.context.loaders.restore.load(self.row.restore_id))
+
+    @strawberry.field(description="New billable users if this review were approved now.")
+    async def billable_users_added(self, info: Info[Any, None]) -> int:
+        return await info.context.loaders.billable_users_added.load(self.row.id)
+
+    @strawberry.field
+    async def decided_by(self, info: Info[Any, None]) -> Viewer | None:
+        if self.row.decided_by_id is None:
+            return None
+        row = await info.context.loaders.admin.load(self.row.decided_by_id)
+        return Viewer.from_row(row) if row else None

@@ -1,0 +1,108 @@
+"""Deciding access reviews, and granting or revoking product access later."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import strawberry
+from strawberry.types import Info
+
+from recoverly import models
+from recoverly.resolvers.mutations import attempt, require_id
+from recoverly.schema.access import AccessReview, Group
+from recoverly.schema.enums import ProductKey
+from recoverly.schema.errors import UserError
+from recoverly.services import access
+
+
+@strawberry.input
+class GroupAccessDecisionInput:
+    review_ids: list[strawberry.ID]
+
+
+@strawberry.type
+class GroupAccessPayload:
+    reviews: list[AccessReview] | None
+    errors: list[UserError]
+
+
+@strawberry.input
+class ProductAccessInput:
+    group_id: strawberry.ID
+    product: ProductKey
+
+
+@strawberry.type
+class ProductAccessPayload:
+    group: Group | None
+    errors: list[UserError]
+
+
+async def _decide(
+    info: Info[Any, None], input: GroupAccessDecisionInput, *, approve: bool
+) -> GroupAccessPayload:
+    ctx = info.context
+
+    async def decide() -> list[models.AccessReview]:
+        ids = [
+            require_id(i, "AccessReview", field=["input", "reviewIds"]) for i in input.review_ids
+        ]
+        return await access.decide_reviews(
+            ctx.runtime, ctx.authenticated_scope, review_ids=ids, approve=approve
+        )
+
+    outcome = await attempt(decide())
+    return GroupAccessPayload(
+        reviews=[AccessReview.from_row(r) for r in outcome.value]
+        if outcome.value is not None
+        else None,
+        errors=[UserError.from_error(e) for e in outcome.errors],
+    )
+
+
+async def _set_access(
+    info: Info[Any, None], input: ProductAccessInput, *, granted: bool
+) -> ProductAccessPayload:
+    ctx = info.context
+
+    async def change() -> models.SiteGroup:
+        return await access.set_group_access(
+            ctx.runtime,
+            ctx.authenticated_scope,
+            group_id=require_id(input.group_id, "Group", field=["input", "groupId"]),
+            product=input.product,
+            granted=granted,
+        )
+
+    outcome = await attempt(change())
+    return ProductAccessPayload(
+        group=Group.from_row(outcome.value) if outcome.value else None,
+        errors=[UserError.from_error(e) for e in outcome.errors],
+    )
+
+
+@strawberry.type
+class AccessMutations:
+    @strawberry.mutation(description="Apply restored product access: members become billable.")
+    async def approve_group_access(
+        self, info: Info[Any, None], input: GroupAccessDecisionInput
+    ) -> GroupAccessPayload:
+        return await _decide(info, input, approve=True)
+
+    @strawberry.mutation(description="Refuse restored product access (can be approved later).")
+    async def deny_group_access(
+        self, info: Info[Any, None], input: GroupAccessDecisionInput
+    ) -> GroupAccessPayload:
+        return await _decide(info, input, approve=False)
+
+    @strawberry.mutation(description="Give a group's members access to a product (billable).")
+    async def grant_product_access(
+        self, info: Info[Any, None], input: ProductAccessInput
+    ) -> ProductAccessPayload:
+        return await _set_access(info, input, granted=True)
+
+    @strawberry.mutation(description="Take a product's access away from a group.")
+    async def revoke_product_access(
+        self, info: Info[Any, None], input: ProductAccessInput
+    ) -> ProductAccessPayload:
+        return await _set_access(info, input, granted=False)
