@@ -52,7 +52,7 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
 
 
 async def _seed(settings: Settings, scale: int, graphql_url: str) -> None:
-    from recoverly.demo import seed_demo
+    from recoverly.demo import seed_demo, seed_demo_backups
     from recoverly.services.system import build_runtime
 
     runtime = build_runtime(settings)
@@ -64,8 +64,11 @@ async def _seed(settings: Settings, scale: int, graphql_url: str) -> None:
             demo_token=settings.demo_token,
             other_token=settings.demo_other_token,
         )
+        backups = await seed_demo_backups(runtime, info)
     finally:
         await runtime.db.dispose()
+    if backups:
+        print(f"Recoverly demo: {backups} backups made", flush=True)
     print("Recoverly demo " + ("seeded" if info.created else "already seeded"), flush=True)
     print(f"  GraphiQL:            {graphql_url}")
     print(f"  Acme admin token:    {info.admin_token}   (admin@acme.example)")

@@ -7,6 +7,7 @@ import asyncio
 import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,10 +18,13 @@ import pytest
 import uvicorn
 
 from recoverly.app import create_app
-from recoverly.demo import DemoInfo, seed_demo
+from recoverly.demo import DemoInfo, seed_demo, seed_demo_backups
 from recoverly.services.runtime import Runtime
 from recoverly.services.system import build_runtime
 from recoverly.settings import Settings
+from tests.s3_server import s3_bucket, s3_client, s3_credentials, s3_endpoint
+
+__all__ = ["s3_bucket", "s3_client", "s3_credentials", "s3_endpoint"]
 
 DEMO_TOKEN = "demo-admin-token"
 OTHER_TOKEN = "globex-admin-token"
@@ -102,6 +106,25 @@ class Deployment:
         assert not body.get("errors"), body["errors"]
         return body["data"]  # type: ignore[no-any-return]
 
+    async def wait_until(
+        self, global_id: str, fragment: str, done: Any, *, within: float = 120
+    ) -> dict[str, Any]:
+        """Poll ``node(id)`` with ``fragment`` until ``done(node)`` holds."""
+        query = f"query($id: ID!) {{ node(id: $id) {{ id {fragment} }} }}"
+        async with asyncio.timeout(within):
+            while True:
+                node = (await self.gql(query, {"id": global_id}))["node"]
+                if done(node):
+                    return node  # type: ignore[no-any-return]
+                await asyncio.sleep(0.1)
+
+    async def wait_backup(self, backup_id: str) -> dict[str, Any]:
+        return await self.wait_until(
+            backup_id,
+            "... on Backup { status failureReason entityCounts sizeBytes location }",
+            lambda node: node["status"] not in ("QUEUED", "IN_PROGRESS"),
+        )
+
 
 def make_settings(tmp_path: Path, database_url: str) -> Settings:
     return Settings(
@@ -114,21 +137,38 @@ def make_settings(tmp_path: Path, database_url: str) -> Settings:
     )
 
 
+@asynccontextmanager
+async def deploy(backend: str, tmp_path: Path) -> AsyncIterator[Deployment]:
+    """A fresh database with the demo seeded, and a real server in front of it."""
+    database_url, pg = await make_database_url(backend, tmp_path)
+    try:
+        runtime = build_runtime(make_settings(tmp_path, database_url))
+        await runtime.db.migrate()
+        demo = await seed_demo(runtime.db, demo_token=DEMO_TOKEN, other_token=OTHER_TOKEN)
+        await seed_demo_backups(runtime, demo)
+        async with RunningServer(create_app(runtime=runtime)) as url:
+            yield Deployment(runtime=runtime, demo=demo, url=url)
+    finally:
+        if pg is not None:
+            await pg.drop()
+
+
 @pytest.fixture(scope="session")
 async def deployment(
     backend: str, tmp_path_factory: pytest.TempPathFactory
 ) -> AsyncIterator[Deployment]:
-    tmp_path = tmp_path_factory.mktemp(f"deployment-{backend}")
-    database_url, pg = await make_database_url(backend, tmp_path)
-    settings = make_settings(tmp_path, database_url)
-    runtime = build_runtime(settings)
-    await runtime.db.migrate()
-    demo = await seed_demo(runtime.db, demo_token=DEMO_TOKEN, other_token=OTHER_TOKEN)
-    app = create_app(runtime=runtime)
-    async with RunningServer(app) as url:
-        yield Deployment(runtime=runtime, demo=demo, url=url)
-    if pg is not None:
-        await pg.drop()
+    """The deployment most tests share; tests that move the clock use their own."""
+    async with deploy(backend, tmp_path_factory.mktemp(f"deployment-{backend}")) as deployed:
+        yield deployed
+
+
+@pytest.fixture(scope="module")
+async def own_deployment(
+    backend: str, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[Deployment]:
+    """A deployment for one test module alone (for tests that change global state)."""
+    async with deploy(backend, tmp_path_factory.mktemp(f"own-{backend}")) as deployed:
+        yield deployed
 
 
 class RunningServer:

@@ -7,6 +7,7 @@ organization "Globex" with a different admin. It returns a ``DemoInfo`` with the
 and the ids that later steps (backups, the start-up banner) build on.
 """
 
+from recoverly.demo.backups import seed_demo_backups
 from recoverly.demo.seed import INSTANCES, DemoInfo, seed_demo
 
-__all__ = ["INSTANCES", "DemoInfo", "seed_demo"]
+__all__ = ["INSTANCES", "DemoInfo", "seed_demo", "seed_demo_backups"]

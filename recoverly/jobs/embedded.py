@@ -153,7 +153,7 @@ class EmbeddedJobRunner(JobRunner):
         assert job.id is not None
         definition = self.definitions.get(job.name)
         info = JobInfo(job_id=job.id, attempt=job.attempts, max_attempts=job.max_attempts)
-        heartbeat = asyncio.create_task(self._heartbeat(job.id))
+        heartbeat = asyncio.create_task(self._heartbeat(job.id), name="recoverly-job-heartbeat")
         try:
             if definition is None:
                 raise LookupError(f"no job handler registered for {job.name!r}")

@@ -5,16 +5,25 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 from recoverly.models import BackupCopy, BackupLocation
 from recoverly.services.runtime import Runtime
 from recoverly.storage import BlobStore, LocalBlobStore, S3BlobStore, S3BucketConfig
 
 
+def customer_store(config: dict[str, Any]) -> BlobStore:
+    """The customer's bucket: S3-compatible, or (``"kind": "local"``, for the demo) a
+    directory standing in for one."""
+    if config.get("kind") == "local":
+        return LocalBlobStore(Path(config["root"]))
+    return S3BlobStore.from_config(S3BucketConfig.from_dict(config))
+
+
 def store_for(runtime: Runtime, copy: BackupCopy) -> BlobStore:
     if copy.location == BackupLocation.INTERNAL_STORAGE:
         return runtime.internal_store
-    return S3BlobStore.from_config(S3BucketConfig.from_dict(copy.bucket or {}))
+    return customer_store(copy.bucket or {})
 
 
 @asynccontextmanager

@@ -6,7 +6,6 @@ import hashlib
 import logging
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
 
 from sqlalchemy import delete
 from sqlmodel import col
@@ -23,10 +22,10 @@ from recoverly.models import (
 )
 from recoverly.products.export import export_instance
 from recoverly.services import audit, operations
-from recoverly.services.errors import ServiceError, not_found
+from recoverly.services.archives import customer_store
+from recoverly.services.errors import not_found
 from recoverly.services.runtime import Runtime
 from recoverly.services.scoping import Scope
-from recoverly.storage import S3BlobStore, S3BucketConfig
 
 log = logging.getLogger(__name__)
 BACKUP_JOB = "backup.run"
@@ -63,16 +62,14 @@ async def start_backup(
         instance = await scope.get(session, ProductInstance, instance_id)
         if instance is None:
             raise not_found("site", field=["input", "instanceId"])
-        backup = Backup(
-            organization_id=instance.organization_id,
-            instance_id=instance_id,
-            policy_id=policy.id if policy else None,
-            product=instance.product,
+        backup = new_backup(
+            runtime,
+            instance,
+            policy=policy,
+            created_by_id=scope.admin_id if policy is None else policy.created_by_id,
             include_attachments=include_attachments,
             include_users_and_groups=include_users_and_groups,
             include_personal_spaces=include_personal_spaces,
-            created_by_id=scope.admin_id if policy is None else policy.created_by_id,
-            created_at=runtime.now(),
         )
         session.add(backup)
         await session.flush()
@@ -89,6 +86,31 @@ async def start_backup(
             details={"instance_id": instance_id, "policy_id": backup.policy_id},
         )
     return backup
+
+
+def new_backup(
+    runtime: Runtime,
+    instance: ProductInstance,
+    *,
+    policy: BackupPolicy | None,
+    created_by_id: int | None,
+    include_attachments: bool,
+    include_users_and_groups: bool,
+    include_personal_spaces: bool,
+) -> Backup:
+    """A QUEUED backup row of ``instance`` (not yet added to a session)."""
+    assert instance.id is not None
+    return Backup(
+        organization_id=instance.organization_id,
+        instance_id=instance.id,
+        policy_id=policy.id if policy else None,
+        product=instance.product,
+        include_attachments=include_attachments,
+        include_users_and_groups=include_users_and_groups,
+        include_personal_spaces=include_personal_spaces,
+        created_by_id=created_by_id,
+        created_at=runtime.now(),
+    )
 
 
 async def perform_backup(runtime: Runtime, *, backup_id: int, attempt: int = 1) -> Backup:
@@ -178,9 +200,7 @@ async def _store_copies(
         )
     ]
     if policy is not None and policy.storage == StorageMode.INTERNAL_AND_CUSTOMER:
-        config = S3BucketConfig.from_dict(policy.customer_bucket or {})
-        store = S3BlobStore.from_config(config)
-        await store.put_file(key, path)
+        await customer_store(policy.customer_bucket or {}).put_file(key, path)
         copies.append(
             BackupCopy(
                 backup_id=backup.id,
@@ -200,7 +220,3 @@ def _sha256_file(path: Path) -> str:
         while chunk := file.read(1 << 20):
             digest.update(chunk)
     return digest.hexdigest()
-
-
-__all__ = ["BACKUP_JOB", "ServiceError", "backup_job", "start_backup"]
-_: Any = None

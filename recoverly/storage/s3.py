@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import uuid
 from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
 from typing import IO, Any
@@ -164,7 +165,7 @@ class S3BlobStore(BlobStore):
 
     async def get_to_file(self, key: str, path: Path) -> None:
         path = Path(path)
-        temp = path.with_name(f".{path.name}.partial")
+        temp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.partial")
         try:
             async with self._client("download", key) as client:
                 response = await client.get_object(

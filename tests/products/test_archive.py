@@ -287,6 +287,43 @@ def test_a_manifest_that_understates_sizes_is_stopped_while_streaming(tmp_path: 
     assert seen == []
 
 
+def test_a_zip_header_that_understates_sizes_cannot_inflate_a_bomb(tmp_path: Path) -> None:
+    # 64 MiB of records deflate to ~64 KiB; both the manifest and the zip headers claim 1000 bytes.
+    bomb = b"{}\n" * (64 * 1024 * 1024 // 3)
+    path = tmp_path / "bomb.zip"
+    manifest = {
+        "format": "recoverly-backup",
+        "format_version": 1,
+        "product": "JIRA",
+        "source_instance": {},
+        "created_at": "2025-01-01T00:00:00+00:00",
+        "options": {},
+        "entity_counts": {"issues": 333},
+        "members": {
+            "jira/issues.jsonl": {
+                "sha256": hashlib.sha256(bomb[:1000]).hexdigest(),
+                "size": 1000,
+                "records": 333,
+            }
+        },
+    }
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("jira/issues.jsonl", bomb)
+        zf.writestr("manifest.json", json.dumps(manifest))
+    data = bytearray(path.read_bytes())
+    for signature, offset in ((b"PK\x03\x04", 22), (b"PK\x01\x02", 24)):
+        at = data.index(signature)
+        data[at + offset : at + offset + 4] = struct.pack("<I", 1000)
+    path.write_bytes(data)
+
+    with (
+        ArchiveReader(path, max_expansion_bytes=10_000) as reader,
+        pytest.raises(ArchiveError, match=r"jira/issues\.jsonl") as caught,
+    ):
+        reader.verify()
+    assert "Bad CRC-32" in str(caught.value)  # zipfile stops at the header size; the CRC catches it
+
+
 def test_streaming_keeps_memory_flat(tmp_path: Path) -> None:
     path = tmp_path / "big.zip"
     tracemalloc.start()

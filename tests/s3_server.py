@@ -1,4 +1,5 @@
-"""A real moto S3 server, started once per session on loopback, with one empty bucket per test."""
+"""A real moto S3 server, started once per session on loopback, with one empty bucket per test
+(imported as fixtures by tests/conftest.py)."""
 
 from __future__ import annotations
 

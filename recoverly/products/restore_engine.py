@@ -1,0 +1,442 @@
+"""Restore an archive into a destination instance: chunked, checkpointed, resumable, purgeable.
+
+Each chunk of records is inserted with Core bulk inserts (``RETURNING id, source_id`` where
+later entities need the new IDs) in one transaction together with the ``Restore`` row's
+checkpoint ``{"entity", "index", "items_done", "deferred", "counts"}``. A restart reads the
+checkpoint, rebuilds the ID maps from the rows tagged with ``restore_id`` and carries on, so
+a restore killed at any point ends exactly like an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+from collections.abc import Awaitable, Callable, Generator, Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import bindparam, delete, func, insert, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from recoverly.database import Database
+from recoverly.models import ProductInstance, Restore, RestorePhase
+from recoverly.products.archive import ArchiveError
+from recoverly.products.archive_reader import ArchiveReader
+from recoverly.products.entities import EntitySpec, purge_order
+from recoverly.products.restore_plan import (
+    Outcome,
+    Resolver,
+    RestorePlan,
+    Verdict,
+    plan_restore,
+    record_count,
+    restore_specs,
+    source_id_of,
+)
+
+__all__ = [
+    "RestoreIncompleteError",
+    "RestorePlan",
+    "RestoreResult",
+    "RestoreStopped",
+    "plan_restore",
+    "purge_restore",
+    "restore_archive",
+]
+
+BLOB_CHUNK_BYTES = 32 * 1024 * 1024  # attachment chunks also stop at this many bytes
+FINALIZING = RestorePhase.FINALIZING.value
+_RESTORES = Restore.__table__  # type: ignore[attr-defined]
+
+ProgressCallback = Callable[[str, int, int], Awaitable[None]]
+StopCheck = Callable[[], Awaitable[bool]]
+
+
+class RestoreStopped(Exception):
+    """``should_stop`` asked the restore to stop; the last checkpoint is where it resumes."""
+
+
+class RestoreIncompleteError(Exception):
+    """Some archive records were neither written, mapped to existing rows nor skipped."""
+
+
+@dataclass
+class RestoreResult:
+    entity_counts: dict[str, int]  # rows written per entity
+    skipped_spaces: list[str]
+    access_reviews: int
+    existing: dict[str, int]  # records mapped to rows the destination already had
+    skipped: dict[str, int]  # records skipped with their space
+
+
+async def restore_archive(
+    db: Database,
+    reader: ArchiveReader,
+    *,
+    restore_id: int,
+    organization_id: int,
+    destination: ProductInstance,
+    include_attachments: bool,
+    include_users_and_groups: bool,
+    chunk_size: int,
+    on_progress: ProgressCallback,
+    should_stop: StopCheck,
+) -> RestoreResult:
+    """Write the archive's records into ``destination``, resuming from the last checkpoint.
+
+    The archive should have passed ``reader.verify()``: members are checked as they are read,
+    but a defect found late leaves rows behind for ``purge_restore`` to remove.
+    """
+    specs = restore_specs(
+        reader.manifest,
+        destination,
+        include_attachments=include_attachments,
+        include_users_and_groups=include_users_and_groups,
+    )
+    assert destination.id is not None
+    run = _Run(
+        db,
+        reader,
+        specs,
+        restore_id=restore_id,
+        organization_id=organization_id,
+        destination_id=destination.id,
+        chunk_size=chunk_size,
+        on_progress=on_progress,
+        should_stop=should_stop,
+    )
+    for spec, start in await run.resume():
+        await run.entity(spec, start)
+    return await run.finish()
+
+
+class _Run:
+    """One restore's state: resolver (ID maps), counts and progress."""
+
+    def __init__(
+        self,
+        db: Database,
+        reader: ArchiveReader,
+        specs: list[EntitySpec],
+        *,
+        restore_id: int,
+        organization_id: int,
+        destination_id: int,
+        chunk_size: int,
+        on_progress: ProgressCallback,
+        should_stop: StopCheck,
+    ) -> None:
+        self.db, self.reader, self.specs = db, reader, specs
+        self.restore_id, self.destination_id = restore_id, destination_id
+        self.organization_id, self.chunk_size = organization_id, max(1, chunk_size)
+        self.on_progress, self.should_stop = on_progress, should_stop
+        self.resolver = Resolver(specs, destination_id=destination_id, restore_id=restore_id)
+        self.counts: dict[str, dict[str, int]] = {}
+        self.items_total = sum(record_count(reader.manifest, spec) for spec in specs)
+        self.items_done = 0
+        self.deferred = 0
+        self.phase: str | None = None
+        self._constant_rows: dict[str, dict[str, Any]] = {}
+
+    # --- Resuming --------------------------------------------------------------------
+
+    async def resume(self) -> list[tuple[EntitySpec, int]]:
+        """Where to start: every member from 0, or from the checkpoint after rebuilding state."""
+        async with self.db.session() as session:
+            restore = await session.get(Restore, self.restore_id)
+        if restore is None:
+            raise LookupError(f"restore {self.restore_id} does not exist")
+        checkpoint = restore.checkpoint
+        if not checkpoint:
+            return [(spec, 0) for spec in self.specs]
+        names = [spec.name for spec in self.specs]
+        if checkpoint.get("entity") not in names:
+            raise RestoreIncompleteError(f"checkpoint {checkpoint} does not match this restore")
+        position, index = names.index(checkpoint["entity"]), int(checkpoint["index"])
+        self.counts = {name: dict(c) for name, c in checkpoint.get("counts", {}).items()}
+        self.items_done = int(checkpoint.get("items_done", restore.items_done))
+        self.deferred = int(checkpoint.get("deferred", 0))
+        for spec in self.specs[:position]:
+            await self._rebuild(spec, end=None)
+        await self._rebuild(self.specs[position], end=index)
+        return [(self.specs[position], index), *((s, 0) for s in self.specs[position + 1 :])]
+
+    async def _rebuild(self, spec: EntitySpec, *, end: int | None) -> None:
+        """The entity's ID map from the database, plus what was skipped or mapped (replayed)."""
+        if spec.name not in self.resolver.tracked:
+            return
+        table = spec.target
+        statement = select(table.c.source_id, table.c.id).where(
+            table.c.restore_id == self.restore_id
+        )
+        async with self.db.session() as session:
+            rows = (await (await session.connection()).execute(statement)).all()
+        self.resolver.states[spec.name].ids.update((s, i) for s, i in rows)
+        if self.resolver.may_skip(spec):
+            await self.resolver.load_keys(self.db, spec)
+            await asyncio.to_thread(self.resolver.replay, self.reader, spec, end)
+
+    # --- Writing ---------------------------------------------------------------------
+
+    async def entity(self, spec: EntitySpec, start: int) -> None:
+        """Restore one member from record ``start`` on, a chunk per transaction."""
+        if spec.phase != self.phase:
+            self.phase = spec.phase
+            await self.on_progress(spec.phase, self.items_done, self.items_total)
+        await self.resolver.load_keys(self.db, spec)
+        if start == 0:
+            self.deferred = 0
+        records = self.reader.iter_records(spec.member, start=start)
+        # Attachments read blobs between chunks: one reader thread at a time on the zip.
+        chunks = _Chunks(records, lambda: self._take(records, spec), prefetch=False)
+        try:
+            while not chunks.done:
+                if await self.should_stop():
+                    raise RestoreStopped(f"restore {self.restore_id} stopped at {spec.name}")
+                chunk = await chunks.next()
+                if chunk:
+                    await self._chunk(spec, chunk)
+                    await self.on_progress(spec.phase, self.items_done, self.items_total)
+        finally:
+            await chunks.aclose()
+        if self.deferred:
+            await self._fix_forward_references(spec)
+            self.deferred = 0
+
+    def _take(
+        self, records: Iterator[tuple[int, dict[str, Any]]], spec: EntitySpec
+    ) -> tuple[list[tuple[int, dict[str, Any]]], bool]:
+        """The next chunk of records (bounded in bytes for attachments) and whether it ends."""
+        if not spec.blob_column:
+            chunk = list(itertools.islice(records, self.chunk_size))
+            return chunk, len(chunk) < self.chunk_size
+        chunk, size = [], 0
+        for item in records:
+            chunk.append(item)
+            size += int(item[1].get("size") or 0)
+            if len(chunk) >= self.chunk_size or size >= BLOB_CHUNK_BYTES:
+                return chunk, False
+        return chunk, True
+
+    async def _chunk(self, spec: EntitySpec, chunk: list[tuple[int, dict[str, Any]]]) -> None:
+        counts = dict(self.counts.get(spec.name) or {o.value: 0 for o in Outcome})
+        rows: list[dict[str, Any]] = []
+        for _, record in chunk:
+            verdict = self.resolver.classify(spec, record)
+            counts[verdict.outcome.value] += 1
+            if verdict.outcome is Outcome.WRITE:
+                rows.append(self._row(spec, record, verdict))
+                self.deferred += verdict.deferred
+            else:
+                self.resolver.apply(spec, record, verdict)
+        if spec.blob_column and rows:
+            await asyncio.to_thread(_add_blobs, self.reader, spec, rows)
+        self.counts[spec.name] = counts
+        self.items_done += len(chunk)
+        async with self.db.transaction() as session:
+            conn = await session.connection()
+            await self._insert(conn, spec, rows)
+            await self._save_checkpoint(conn, spec, next_index=chunk[-1][0] + 1)
+
+    def _row(self, spec: EntitySpec, record: dict[str, Any], verdict: Verdict) -> dict[str, Any]:
+        row = {name: record.get(name) for name in spec.fields}
+        for name in spec.datetime_fields:
+            if row[name] is not None:
+                row[name] = _timestamp(row[name], spec)
+        row.update(verdict.refs)
+        row.update(self._constants(spec))
+        if "source_id" in row:
+            row["source_id"] = source_id_of(spec, record)
+        return row
+
+    def _constants(self, spec: EntitySpec) -> dict[str, Any]:
+        """Columns every row of ``spec`` gets: destination, restore, organization, source id."""
+        constants = self._constant_rows.get(spec.name)
+        if constants is None:
+            columns = spec.target.c
+            constants = {"instance_id": self.destination_id, "restore_id": self.restore_id}
+            if "organization_id" in columns:
+                constants["organization_id"] = self.organization_id
+            if "source_id" in columns:
+                constants["source_id"] = None
+            self._constant_rows[spec.name] = constants
+        return constants
+
+    async def _insert(
+        self, conn: AsyncConnection, spec: EntitySpec, rows: list[dict[str, Any]]
+    ) -> None:
+        if not rows:
+            return
+        table = spec.target
+        if spec.name not in self.resolver.tracked:
+            await conn.execute(insert(table), rows)
+            return
+        statement = insert(table).returning(table.c.id, table.c.source_id)
+        returned = (await conn.execute(statement, rows)).all()
+        if len(returned) != len(rows):
+            raise RestoreIncompleteError(f"{spec.name}: {len(rows)} inserted, {len(returned)} ids")
+        self.resolver.states[spec.name].ids.update((s, i) for i, s in returned)
+
+    async def _save_checkpoint(
+        self, conn: AsyncConnection, spec: EntitySpec, *, next_index: int
+    ) -> None:
+        checkpoint = {
+            "entity": spec.name,
+            "index": next_index,
+            "items_done": self.items_done,
+            "deferred": self.deferred,
+            "counts": self.counts,
+        }
+        statement = (
+            update(_RESTORES)
+            .where(_RESTORES.c.id == self.restore_id)
+            .values(
+                checkpoint=checkpoint,
+                items_done=self.items_done,
+                items_total=self.items_total,
+                phase=spec.phase,
+            )
+        )
+        if (await conn.execute(statement)).rowcount != 1:
+            raise LookupError(f"restore {self.restore_id} does not exist")
+
+    async def _fix_forward_references(self, spec: EntitySpec) -> None:
+        """Set self-references that pointed at records later in the member (idempotent)."""
+        updates = await asyncio.to_thread(self.resolver.forward_references, self.reader, spec)
+        table = spec.target
+        for column, pairs in updates.items():
+            statement = (
+                update(table)
+                .where(table.c.id == bindparam("row_id"))
+                .values({column: bindparam("ref_id")})
+            )
+            for start in range(0, len(pairs), self.chunk_size):
+                part = pairs[start : start + self.chunk_size]
+                batch = [{"row_id": row, "ref_id": ref} for row, ref in part]
+                async with self.db.transaction() as session:
+                    await (await session.connection()).execute(statement, batch)
+
+    # --- Finishing -------------------------------------------------------------------
+
+    async def finish(self) -> RestoreResult:
+        """Check that every record is accounted for, in the counts and in the database."""
+        await self.on_progress(FINALIZING, self.items_done, self.items_total)
+        for spec in self.specs:
+            await self._verify(spec)
+        written = {name: c[Outcome.WRITE.value] for name, c in self.counts.items()}
+        reviews = sum(written.get(s.name, 0) for s in self.specs if not s.restored_as_is)
+        return RestoreResult(
+            entity_counts=written,
+            skipped_spaces=sorted(
+                key for state in self.resolver.states.values() for key in state.skipped_keys
+            ),
+            access_reviews=reviews,
+            existing={name: c[Outcome.EXISTING.value] for name, c in self.counts.items()},
+            skipped={name: c[Outcome.SKIP.value] for name, c in self.counts.items()},
+        )
+
+    async def _verify(self, spec: EntitySpec) -> None:
+        expected = record_count(self.reader.manifest, spec)
+        counts = self.counts.get(spec.name) or {o.value: 0 for o in Outcome}
+        if sum(counts.values()) != expected:
+            raise RestoreIncompleteError(
+                f"{spec.name}: the archive holds {expected} records, "
+                f"{sum(counts.values())} were restored, mapped or skipped"
+            )
+        table = spec.target
+        statement = select(func.count()).where(table.c.restore_id == self.restore_id)
+        async with self.db.session() as session:
+            stored = (await (await session.connection()).execute(statement)).scalar_one()
+        if stored != counts[Outcome.WRITE.value]:
+            raise RestoreIncompleteError(
+                f"{spec.name}: {counts[Outcome.WRITE.value]} rows written, {stored} in the database"
+            )
+
+
+class _Chunks:
+    """A member's chunks; with ``prefetch`` the next one is read in a thread during a write."""
+
+    def __init__(
+        self,
+        records: Generator[Any, None, None],
+        take: Callable[[], tuple[list[tuple[int, dict[str, Any]]], bool]],
+        *,
+        prefetch: bool,
+    ) -> None:
+        self._records, self._take, self._prefetch = records, take, prefetch
+        self._pending: asyncio.Future[tuple[list[tuple[int, dict[str, Any]]], bool]] | None = None
+        self.done = False
+
+    async def next(self) -> list[tuple[int, dict[str, Any]]]:
+        pending, self._pending = self._pending or self._read(), None
+        chunk, self.done = await pending
+        if self._prefetch and not self.done:
+            self._pending = self._read()
+        return chunk
+
+    def _read(self) -> asyncio.Future[tuple[list[tuple[int, dict[str, Any]]], bool]]:
+        return asyncio.ensure_future(asyncio.to_thread(self._take))
+
+    async def aclose(self) -> None:
+        """Wait for a read in flight (its thread cannot be cancelled), then close the member."""
+        if self._pending is not None:
+            with contextlib.suppress(BaseException):
+                await self._pending
+        self._records.close()
+
+
+def _timestamp(value: Any, spec: EntitySpec) -> datetime:
+    try:
+        return datetime.fromisoformat(value)
+    except (TypeError, ValueError) as exc:
+        raise ArchiveError(f"{spec.name}: {value!r} is not an ISO-8601 time") from exc
+
+
+def _add_blobs(reader: ArchiveReader, spec: EntitySpec, rows: list[dict[str, Any]]) -> None:
+    """Each attachment row's content, read (and hash-checked) from the archive."""
+    assert spec.blob_column is not None
+    for row in rows:
+        content = reader.read_blob(row["sha256"])
+        if row.get("size") != len(content):
+            raise ArchiveError(
+                f"{spec.name}: attachment {row.get('filename')!r} is {len(content)} bytes, "
+                f"its record says {row.get('size')}"
+            )
+        row[spec.blob_column] = content
+
+
+# --- Purging -------------------------------------------------------------------------
+
+
+async def purge_restore(db: Database, *, restore_id: int, chunk_size: int = 5000) -> int:
+    """Delete every row this restore wrote, children first; return how many were deleted."""
+    deleted = 0
+    for table in purge_order():
+        deleted += await _purge_table(db, table, restore_id=restore_id, chunk_size=chunk_size)
+    async with db.transaction() as session:
+        statement = (
+            update(_RESTORES).where(_RESTORES.c.id == restore_id).values(checkpoint=None)
+        )
+        await (await session.connection()).execute(statement)
+    return deleted
+
+
+async def _purge_table(db: Database, table: Any, *, restore_id: int, chunk_size: int) -> int:
+    deleted = 0
+    while True:
+        batch = (
+            select(table.c.id)
+            .where(table.c.restore_id == restore_id)
+            .order_by(table.c.id)
+            .limit(chunk_size)
+            .scalar_subquery()
+        )
+        async with db.transaction() as session:
+            result = await (await session.connection()).execute(
+                delete(table).where(table.c.id.in_(batch))
+            )
+        deleted += result.rowcount
+        if result.rowcount < chunk_size:
+            return deleted

@@ -1,0 +1,331 @@
+"""How archive records meet a destination: written, mapped to a row already there, or skipped.
+
+``Resolver`` holds the per-entity ID maps and applies the rules of ``entities.EntitySpec``
+(match keys, skipped spaces and their content); the restore engine writes what it says,
+``plan_restore`` only counts, and a resumed restore replays it to rebuild its state.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any
+
+from sqlalchemy import func, or_, select
+
+from recoverly.database import Database
+from recoverly.models import ProductInstance
+from recoverly.products.archive import ArchiveError, Manifest
+from recoverly.products.archive_reader import ArchiveReader
+from recoverly.products.entities import CONTENT, EntitySpec, entities_for, referenced
+
+
+class Outcome(Enum):
+    WRITE = "written"
+    EXISTING = "existing"
+    SKIP = "skipped"
+
+
+@dataclass
+class EntityState:
+    """Source IDs of one entity: their destination IDs, and which existed or were skipped."""
+
+    ids: dict[int, int] = field(default_factory=dict)
+    existing: set[int] = field(default_factory=set)
+    skipped: set[int] = field(default_factory=set)
+    keys: dict[tuple[Any, ...], int] | None = None  # destination rows that predate the restore
+    skipped_keys: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Verdict:
+    """What to do with one record; ``refs`` holds its foreign keys mapped to destination IDs."""
+
+    outcome: Outcome
+    refs: dict[str, int | None]
+    row_id: int | None = None  # the destination row it maps to (EXISTING)
+    deferred: bool = False  # a self-reference points forwards: fixed up after the member
+
+
+def restore_specs(
+    manifest: Manifest,
+    destination: ProductInstance,
+    *,
+    include_attachments: bool,
+    include_users_and_groups: bool,
+) -> list[EntitySpec]:
+    """The specs a restore processes: included by the options and present in the archive."""
+    if str(manifest.product) != str(destination.product):
+        raise ArchiveError(
+            f"a {manifest.product} backup cannot be restored into a {destination.product} site"
+        )
+    return [
+        spec
+        for spec in entities_for(manifest.product)
+        if spec.member in manifest.members
+        and spec.included(
+            include_attachments=include_attachments,
+            include_users_and_groups=include_users_and_groups,
+        )
+    ]
+
+
+def record_count(manifest: Manifest, spec: EntitySpec) -> int:
+    records = manifest.members[spec.member].records
+    return manifest.entity_counts.get(spec.name, 0) if records is None else records
+
+
+class Resolver:
+    """Classifies records against the destination; ``strict`` rejects dangling references."""
+
+    def __init__(
+        self,
+        specs: list[EntitySpec],
+        *,
+        destination_id: int,
+        restore_id: int | None,
+        strict: bool = True,
+    ) -> None:
+        self.destination_id, self.restore_id, self.strict = destination_id, restore_id, strict
+        self.tracked = referenced(specs)
+        self.states = {spec.name: EntityState() for spec in specs}
+
+    async def load_keys(self, db: Database, spec: EntitySpec) -> None:
+        """Index the destination's rows by match key, leaving out this restore's own rows."""
+        state = self.states[spec.name]
+        if not spec.match_key or state.keys is not None:
+            return
+        table = spec.target
+        statement = select(table.c.id, *(table.c[c] for c in spec.match_key)).where(
+            table.c.instance_id == self.destination_id
+        )
+        if self.restore_id is not None:
+            mine = table.c.restore_id
+            statement = statement.where(or_(mine.is_(None), mine != self.restore_id))
+        async with db.session() as session:
+            rows = (await (await session.connection()).execute(statement)).all()
+        state.keys = {tuple(row[1:]): row[0] for row in rows}
+
+    def may_skip(self, spec: EntitySpec) -> bool:
+        """Whether a record of ``spec`` can be skipped or map to an existing row."""
+        if spec.match_key:
+            return True
+        for column, target in spec.references.items():
+            state = self.states.get(target)
+            if state and (state.skipped or (column in spec.skip_existing_refs and state.existing)):
+                return True
+        return False
+
+    def classify(self, spec: EntitySpec, record: dict[str, Any]) -> Verdict:
+        refs: dict[str, int | None] = {}
+        deferred = False
+        for column, target in spec.references.items():
+            value = record.get(column)
+            if value is None:
+                refs[column] = None
+                continue
+            state = self.states[target]
+            if value in state.skipped:
+                return Verdict(Outcome.SKIP, refs)
+            if value in state.existing and column in spec.skip_existing_refs:
+                return Verdict(Outcome.EXISTING, refs)
+            new = state.ids.get(value)
+            if new is None:
+                if target == spec.name:
+                    deferred = True
+                elif self.strict:
+                    raise _dangling(spec, record, column, target)
+            refs[column] = new
+        if spec.match_key:
+            found = self._match(spec, record, refs)
+            if found is not None:
+                outcome = Outcome.SKIP if spec.on_existing == "skip" else Outcome.EXISTING
+                return Verdict(outcome, refs, row_id=found)
+        return Verdict(Outcome.WRITE, refs, deferred=deferred)
+
+    def _match(self, spec: EntitySpec, record: dict[str, Any], refs: dict[str, Any]) -> int | None:
+        keys = self.states[spec.name].keys
+        if keys is None:
+            raise RuntimeError(f"load_keys() was not called for {spec.name}")
+        return keys.get(tuple(refs[c] if c in refs else record.get(c) for c in spec.match_key))
+
+    def apply(self, spec: EntitySpec, record: dict[str, Any], verdict: Verdict) -> None:
+        """Remember a skipped or existing record (written ones come back from the insert)."""
+        state = self.states[spec.name]
+        if verdict.outcome is Outcome.SKIP and spec.match_key:
+            state.skipped_keys.append(str(record.get(spec.match_key[0])))
+        if spec.name not in self.tracked:
+            return
+        source_id = source_id_of(spec, record)
+        if verdict.outcome is Outcome.SKIP:
+            state.skipped.add(source_id)
+        elif verdict.outcome is Outcome.EXISTING and verdict.row_id is not None:
+            state.ids[source_id] = verdict.row_id
+            state.existing.add(source_id)
+
+    def replay(self, reader: ArchiveReader, spec: EntitySpec, end: int | None) -> None:
+        """Rebuild skipped and existing records of a member's first ``end`` records (resume)."""
+        ids = self.states[spec.name].ids
+        records = reader.iter_records(spec.member)
+        try:
+            for index, record in records:
+                if end is not None and index >= end:
+                    break
+                verdict = self.classify(spec, record)
+                if verdict.outcome is not Outcome.WRITE:
+                    self.apply(spec, record, verdict)
+                elif source_id_of(spec, record) not in ids:
+                    raise ArchiveError(
+                        f"{spec.name} record {index} was restored but is not in the database"
+                    )
+        finally:
+            records.close()
+
+    def forward_references(
+        self, reader: ArchiveReader, spec: EntitySpec
+    ) -> dict[str, list[tuple[int, int]]]:
+        """(row id, referenced row id) per self-reference column that pointed forwards."""
+        state = self.states[spec.name]
+        updates: dict[str, list[tuple[int, int]]] = {c: [] for c in spec.self_references}
+        seen: set[int] = set()
+        for _, record in reader.iter_records(spec.member):
+            source_id = source_id_of(spec, record)
+            written = source_id in state.ids and source_id not in state.existing
+            for column in spec.self_references:
+                value = record.get(column)
+                if written and value is not None and value not in seen:
+                    if value not in state.ids:
+                        raise _dangling(spec, record, column, spec.name)
+                    updates[column].append((state.ids[source_id], state.ids[value]))
+            seen.add(source_id)
+        return updates
+
+    def dry_run(
+        self,
+        reader: ArchiveReader,
+        spec: EntitySpec,
+        on_write: Callable[[dict[str, Any]], None] | None = None,
+    ) -> Counter[Outcome]:
+        """Classify a whole member without writing; written records get placeholder IDs."""
+        tally: Counter[Outcome] = Counter()
+        ids = self.states[spec.name].ids
+        for _, record in reader.iter_records(spec.member):
+            verdict = self.classify(spec, record)
+            tally[verdict.outcome] += 1
+            if verdict.outcome is not Outcome.WRITE:
+                self.apply(spec, record, verdict)
+                continue
+            if spec.name in self.tracked:
+                ids[source_id_of(spec, record)] = -len(ids) - 1
+            if on_write:
+                on_write(record)
+        return tally
+
+
+def source_id_of(spec: EntitySpec, record: dict[str, Any]) -> int:
+    value = record.get("id")
+    if type(value) is not int:
+        raise ArchiveError(f"a {spec.name} record has no integer id: {value!r}")
+    return value
+
+
+def _dangling(spec: EntitySpec, record: dict[str, Any], column: str, target: str) -> ArchiveError:
+    return ArchiveError(
+        f"{spec.name} record {record.get('id')!r} refers to {target} {record.get(column)!r} "
+        f"({column}), which the archive does not hold"
+    )
+
+
+# --- The plan ------------------------------------------------------------------------
+
+
+@dataclass
+class RestorePlan:
+    """What a restore would do: counts per entity, skipped spaces, attachments, access reviews."""
+
+    entity_counts: dict[str, int]  # records that would be written
+    existing: dict[str, int]  # records that map to rows already in the destination
+    skipped_spaces: list[str]
+    attachments: int
+    attachment_bytes: int
+    groups_with_access: list[tuple[str, str]]  # (group name, product): pending reviews
+    destination_empty: bool
+    items_total: int  # records the restore processes (written, mapped or skipped)
+
+
+async def plan_restore(
+    db: Database,
+    reader: ArchiveReader,
+    *,
+    destination: ProductInstance,
+    include_attachments: bool,
+    include_users_and_groups: bool,
+) -> RestorePlan:
+    """Dry-run the restore: read only the members that can change the counts, write nothing."""
+    specs = restore_specs(
+        reader.manifest,
+        destination,
+        include_attachments=include_attachments,
+        include_users_and_groups=include_users_and_groups,
+    )
+    assert destination.id is not None
+    planner = _Planner(specs, destination_id=destination.id)
+    for spec in specs:
+        await planner.count(db, reader, spec)
+    plan = planner.plan
+    plan.items_total = sum(record_count(reader.manifest, spec) for spec in specs)
+    plan.skipped_spaces = sorted(
+        key for state in planner.resolver.states.values() for key in state.skipped_keys
+    )
+    plan.destination_empty = await destination_is_empty(db, destination)
+    return plan
+
+
+class _Planner:
+    """Counts by dry-run where records can be skipped or mapped, else from the manifest."""
+
+    def __init__(self, specs: list[EntitySpec], *, destination_id: int) -> None:
+        self.resolver = Resolver(
+            specs, destination_id=destination_id, restore_id=None, strict=False
+        )
+        self.plan = RestorePlan({}, {}, [], 0, 0, [], True, 0)
+        # Names of the groups an access review would name, by source id.
+        self.reviewed = {t for s in specs if not s.restored_as_is for t in s.references.values()}
+        self.names: dict[tuple[str, int], str] = {}
+
+    async def count(self, db: Database, reader: ArchiveReader, spec: EntitySpec) -> None:
+        needed = self.resolver.may_skip(spec) or spec.blob_column or spec.name in self.reviewed
+        if not needed and spec.restored_as_is:
+            self.plan.entity_counts[spec.name] = record_count(reader.manifest, spec)
+            return
+        await self.resolver.load_keys(db, spec)
+        tally = await asyncio.to_thread(self.resolver.dry_run, reader, spec, self._on_write(spec))
+        self.plan.entity_counts[spec.name] = tally[Outcome.WRITE]
+        self.plan.existing[spec.name] = tally[Outcome.EXISTING]
+
+    def _on_write(self, spec: EntitySpec) -> Callable[[dict[str, Any]], None]:
+        def remember(record: dict[str, Any]) -> None:
+            if spec.name in self.reviewed:
+                self.names[spec.name, record["id"]] = str(record.get(spec.label[0]))
+            if not spec.restored_as_is:
+                column, target = next(iter(spec.references.items()))
+                name = self.names.get((target, record.get(column, -1)), "?")
+                self.plan.groups_with_access.append((name, str(record.get("product"))))
+            if spec.blob_column:
+                self.plan.attachments += 1
+                self.plan.attachment_bytes += int(record.get("size") or 0)
+
+        return remember
+
+
+async def destination_is_empty(db: Database, destination: ProductInstance) -> bool:
+    """No Jira projects, or no Confluence spaces: the product's first content entity."""
+    container = next(s for s in entities_for(destination.product) if s.phase == CONTENT)
+    table = container.target
+    statement = select(func.count()).where(table.c.instance_id == destination.id)
+    async with db.session() as session:
+        count = (await (await session.connection()).execute(statement)).scalar_one()
+    return int(count) == 0
