@@ -139,6 +139,7 @@ class _Run:
         self.deferred = 0
         self.phase: str | None = None
         self._constant_rows: dict[str, dict[str, Any]] = {}
+        self._after: dict[str, int] = {}
 
     # --- Resuming --------------------------------------------------------------------
 
@@ -270,11 +271,23 @@ class _Run:
         if not rows:
             return
         table = spec.target
+        dialect = conn.dialect
+        cols = list(rows[0])
+        compiled = insert(table).inline().compile(dialect=dialect, column_keys=cols)
+        order = list(compiled.positiontup)
+        extra = {c: (table.c[c].default.arg(None) if table.c[c].default.is_callable else table.c[c].default.arg) for c in order if c not in cols}
+        procs = [(i, p) for i, c in enumerate(order) if (p := table.c[c].type.dialect_impl(dialect).bind_processor(dialect))]
+        params = []
+        for row in rows:
+            values = [row[c] if c in row else extra[c] for c in order]
+            for i, p in procs:
+                values[i] = p(values[i])
+            params.append(tuple(values))
+        await conn.exec_driver_sql(compiled.string, params)
         if spec.name not in self.resolver.tracked:
-            await conn.execute(insert(table), rows)
             return
-        statement = insert(table).returning(table.c.id, table.c.source_id)
-        returned = (await conn.execute(statement, rows)).all()
+        returned = (await conn.execute(select(table.c.id, table.c.source_id).where(table.c.restore_id == self.restore_id, table.c.id > self._after.get(spec.name, 0)))).all()
+        self._after[spec.name] = max(i for i, _ in returned)
         if len(returned) != len(rows):
             raise RestoreIncompleteError(f"{spec.name}: {len(rows)} inserted, {len(returned)} ids")
         self.resolver.states[spec.name].ids.update((s, i) for i, s in returned)

@@ -1,0 +1,130 @@
+"""Crash safety with real processes: a server killed with SIGKILL mid-job finishes the job
+after a restart, exactly once."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from sqlmodel import col, select
+
+from recoverly.database import Database
+from recoverly.demo import DemoInfo, seed_demo
+from recoverly.models import Backup, BackupCopy, BackupStatus
+from recoverly.products.archive_reader import ArchiveReader
+from recoverly.resolvers.global_ids import to_global_id
+from recoverly.settings import async_database_url
+from recoverly.storage import LocalBlobStore
+from tests.conftest import DEMO_TOKEN, OTHER_TOKEN, make_database_url
+from tests.processes import ServerProcess
+
+pytestmark = pytest.mark.slow
+CRASH_SCALE = 8
+
+
+@dataclass
+class CrashSite:
+    data_dir: Path
+    database_url: str
+    db: Database
+    demo: DemoInfo
+
+    def server(self) -> ServerProcess:
+        return ServerProcess(data_dir=self.data_dir, database_url=self.database_url)
+
+    async def gql(self, server: ServerProcess, query: str, variables: dict[str, Any]) -> Any:
+        headers = {"Authorization": f"Bearer {DEMO_TOKEN}"}
+        async with httpx.AsyncClient(base_url=server.url, headers=headers, timeout=30) as c:
+            body = (await c.post("/graphql", json={"query": query, "variables": variables})).json()
+        assert not body.get("errors"), body
+        return body["data"]
+
+
+@pytest.fixture
+async def crash_site(backend: str, tmp_path: Path) -> AsyncIterator[CrashSite]:
+    """A database seeded at a scale where jobs take long enough to be killed mid-way."""
+    database_url, pg = await make_database_url(backend, tmp_path)
+    db = Database(async_database_url(database_url))
+    try:
+        await db.migrate()
+        demo = await seed_demo(
+            db, scale=CRASH_SCALE, demo_token=DEMO_TOKEN, other_token=OTHER_TOKEN
+        )
+        yield CrashSite(data_dir=tmp_path, database_url=database_url, db=db, demo=demo)
+    finally:
+        await db.dispose()
+        if pg is not None:
+            await pg.drop()
+
+
+async def _backup_status(db: Database, instance_id: int) -> list[Backup]:
+    async with db.session() as session:
+        statement = select(Backup).where(col(Backup.instance_id) == instance_id)
+        return list((await session.exec(statement)).all())
+
+
+async def _wait_for(condition: Any, *, within: float = 120) -> Any:
+    async with asyncio.timeout(within):
+        while True:
+            if result := await condition():
+                return result
+            await asyncio.sleep(0.05)
+
+
+async def test_backup_killed_mid_way_completes_once_after_restart(crash_site: CrashSite) -> None:
+    instance_id = crash_site.demo.instances["acme_jira"]
+    server = crash_site.server()
+    await server.start()
+    try:
+        data = await crash_site.gql(
+            server,
+            "mutation($i: RunBackupInput!) { runBackup(input: $i) { errors { code } } }",
+            {"i": {"instanceId": to_global_id("ProductInstance", instance_id)}},
+        )
+        assert data["runBackup"]["errors"] == []
+
+        async def in_progress() -> bool:
+            rows = await _backup_status(crash_site.db, instance_id)
+            return any(b.status == BackupStatus.IN_PROGRESS for b in rows)
+
+        await _wait_for(in_progress)
+        await asyncio.sleep(0.5)
+        await server.kill()
+    finally:
+        await server.stop()
+    killed = await _backup_status(crash_site.db, instance_id)
+    assert [b.status for b in killed] == [BackupStatus.IN_PROGRESS], "killed mid-way"
+
+    restarted = crash_site.server()
+    await restarted.start()
+    try:
+
+        async def finished() -> list[Backup] | None:
+            rows = await _backup_status(crash_site.db, instance_id)
+            done = all(
+                b.status not in (BackupStatus.QUEUED, BackupStatus.IN_PROGRESS) for b in rows
+            )
+            return rows if done else None
+
+        rows = await _wait_for(finished, within=300)
+    finally:
+        await restarted.stop()
+    assert [b.status for b in rows] == [BackupStatus.COMPLETED]
+    backup = rows[0]
+    async with crash_site.db.session() as session:
+        copies = (
+            await session.exec(select(BackupCopy).where(col(BackupCopy.backup_id) == backup.id))
+        ).all()
+    assert len(copies) == 1
+    store = LocalBlobStore(crash_site.data_dir / "storage")
+    with ArchiveReader(store.path_for(copies[0].key), max_expansion_bytes=1 << 34) as reader:
+        manifest = reader.verify()
+    assert manifest.entity_counts == backup.entity_counts
+    assert manifest.entity_counts["issues"] >= 2000 * CRASH_SCALE
+    leftovers = list((crash_site.data_dir / "work").glob("*"))
+    assert leftovers == [], "no half-written archive is left behind"
