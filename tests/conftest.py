@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -16,6 +17,7 @@ import asyncpg
 import httpx
 import pytest
 import uvicorn
+import websockets
 
 from recoverly.app import create_app
 from recoverly.demo import DemoInfo, seed_demo, seed_demo_backups
@@ -79,6 +81,40 @@ def backend(request: pytest.FixtureRequest) -> str:
     return str(request.param)
 
 
+class GraphQLWebSocket:
+    """A minimal graphql-transport-ws client over a real websocket."""
+
+    def __init__(self, ws: Any) -> None:
+        self.ws = ws
+        self._ids = 0
+
+    async def init(self, token: str) -> None:
+        payload = {"Authorization": f"Bearer {token}"}
+        await self.ws.send(json.dumps({"type": "connection_init", "payload": payload}))
+        assert json.loads(await self.ws.recv())["type"] == "connection_ack"
+
+    async def subscribe(self, query: str, variables: dict[str, Any]) -> str:
+        self._ids += 1
+        operation_id = str(self._ids)
+        message = {"query": query, "variables": variables}
+        await self.ws.send(
+            json.dumps({"type": "subscribe", "id": operation_id, "payload": message})
+        )
+        return operation_id
+
+    async def events(self, operation_id: str) -> AsyncIterator[dict[str, Any]]:
+        """The ``data`` of each ``next`` message until ``complete``; errors fail the test."""
+        while True:
+            message = json.loads(await self.ws.recv())
+            if message.get("id") != operation_id:
+                continue
+            if message["type"] == "complete":
+                return
+            assert message["type"] == "next", message
+            assert not message["payload"].get("errors"), message["payload"]["errors"]
+            yield message["payload"]["data"]
+
+
 @dataclass
 class Deployment:
     """A seeded system and a real server in front of it."""
@@ -118,6 +154,16 @@ class Deployment:
                     return node  # type: ignore[no-any-return]
                 await asyncio.sleep(0.1)
 
+    @asynccontextmanager
+    async def websocket(self, token: str = DEMO_TOKEN) -> AsyncIterator[GraphQLWebSocket]:
+        """A graphql-transport-ws connection, initialised with the bearer token."""
+        async with websockets.connect(
+            self.ws_url, subprotocols=[websockets.Subprotocol("graphql-transport-ws")]
+        ) as ws:
+            connection = GraphQLWebSocket(ws)
+            await connection.init(token)
+            yield connection
+
     async def wait_backup(self, backup_id: str) -> dict[str, Any]:
         return await self.wait_until(
             backup_id,
@@ -134,6 +180,7 @@ def make_settings(tmp_path: Path, database_url: str) -> Settings:
         demo_other_token=OTHER_TOKEN,
         job_poll_seconds=0.05,
         retry_backoff_seconds=0.1,
+        restore_chunk_size=250,
     )
 
 

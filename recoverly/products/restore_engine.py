@@ -46,6 +46,8 @@ __all__ = [
     "restore_archive",
 ]
 
+import os
+PREFETCH = os.environ.get('PF') == '1'
 BLOB_CHUNK_BYTES = 32 * 1024 * 1024  # attachment chunks also stop at this many bytes
 FINALIZING = RestorePhase.FINALIZING.value
 _RESTORES = Restore.__table__  # type: ignore[attr-defined]
@@ -139,7 +141,6 @@ class _Run:
         self.deferred = 0
         self.phase: str | None = None
         self._constant_rows: dict[str, dict[str, Any]] = {}
-        self._after: dict[str, int] = {}
 
     # --- Resuming --------------------------------------------------------------------
 
@@ -191,7 +192,7 @@ class _Run:
             self.deferred = 0
         records = self.reader.iter_records(spec.member, start=start)
         # Attachments read blobs between chunks: one reader thread at a time on the zip.
-        chunks = _Chunks(records, lambda: self._take(records, spec), prefetch=False)
+        chunks = _Chunks(records, lambda: self._take(records, spec), prefetch=PREFETCH and not spec.blob_column)
         try:
             while not chunks.done:
                 if await self.should_stop():
@@ -271,23 +272,11 @@ class _Run:
         if not rows:
             return
         table = spec.target
-        dialect = conn.dialect
-        cols = list(rows[0])
-        compiled = insert(table).inline().compile(dialect=dialect, column_keys=cols)
-        order = list(compiled.positiontup)
-        extra = {c: (table.c[c].default.arg(None) if table.c[c].default.is_callable else table.c[c].default.arg) for c in order if c not in cols}
-        procs = [(i, p) for i, c in enumerate(order) if (p := table.c[c].type.dialect_impl(dialect).bind_processor(dialect))]
-        params = []
-        for row in rows:
-            values = [row[c] if c in row else extra[c] for c in order]
-            for i, p in procs:
-                values[i] = p(values[i])
-            params.append(tuple(values))
-        await conn.exec_driver_sql(compiled.string, params)
         if spec.name not in self.resolver.tracked:
+            (await conn.execute(insert(table).returning(table.c.id), rows)).all()
             return
-        returned = (await conn.execute(select(table.c.id, table.c.source_id).where(table.c.restore_id == self.restore_id, table.c.id > self._after.get(spec.name, 0)))).all()
-        self._after[spec.name] = max(i for i, _ in returned)
+        statement = insert(table).returning(table.c.id, table.c.source_id)
+        returned = (await conn.execute(statement, rows)).all()
         if len(returned) != len(rows):
             raise RestoreIncompleteError(f"{spec.name}: {len(rows)} inserted, {len(returned)} ids")
         self.resolver.states[spec.name].ids.update((s, i) for i, s in returned)

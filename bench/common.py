@@ -1,0 +1,134 @@
+"""Small helpers shared by the benchmark scripts: tables, child processes, peak RSS."""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import subprocess
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+CHILD_FLAG = "--child"
+
+
+def peak_rss_mib() -> float:
+    """This process's peak resident set size so far (Linux reports ``ru_maxrss`` in KiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def reset_peak_rss() -> bool:
+    """Start peak RSS over from the current RSS (Linux ``clear_refs``), so the peak measured
+    afterwards belongs to the work that follows and not to imports or set-up."""
+    try:
+        with open("/proc/self/clear_refs", "w") as clear_refs:
+            clear_refs.write("5")
+    except OSError:
+        return False
+    return True
+
+
+def current_rss_mib() -> float:
+    """This process's resident set size now."""
+    with open("/proc/self/statm") as statm:
+        pages = int(statm.read().split()[1])
+    return pages * os.sysconf("SC_PAGE_SIZE") / 1024**2
+
+
+def run_child(script: Path, spec: dict[str, Any], *, timeout: float = 1800) -> dict[str, Any]:
+    """Run ``script --child SPEC`` in a fresh interpreter; return the JSON it prints last."""
+    completed = subprocess.run(
+        [sys.executable, str(script), CHILD_FLAG, json.dumps(spec)],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+    if completed.returncode != 0:
+        raise RuntimeError(
+            f"child {spec} failed ({completed.returncode}):\n{completed.stderr[-4000:]}"
+        )
+    lines = [line for line in completed.stdout.splitlines() if line.startswith("{")]
+    result: dict[str, Any] = json.loads(lines[-1])
+    return result
+
+
+def child_spec(argv: Sequence[str]) -> dict[str, Any] | None:
+    """The spec passed with ``--child`` (this process is a child), else None."""
+    if CHILD_FLAG in argv:
+        spec: dict[str, Any] = json.loads(argv[list(argv).index(CHILD_FLAG) + 1])
+        return spec
+    return None
+
+
+def print_table(title: str, headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+    """A plain fixed-width table."""
+    cells = [[_cell(value) for value in row] for row in rows]
+    widths = [
+        max(len(str(h)), *(len(row[i]) for row in cells)) if cells else len(str(h))
+        for i, h in enumerate(headers)
+    ]
+    print(f"\n{title}")
+    for line in ([str(h) for h in headers], ["-" * w for w in widths], *cells):
+        print("  ".join(_align(i, v, w) for i, (v, w) in enumerate(zip(line, widths, strict=True))))
+    sys.stdout.flush()
+
+
+def _align(index: int, value: str, width: int) -> str:
+    return value.ljust(width) if index == 0 else value.rjust(width)
+
+
+def _cell(value: Any) -> str:
+    if isinstance(value, float):
+        if abs(value) >= 1000:
+            return f"{value:,.0f}"
+        if abs(value) >= 10:
+            return f"{value:.1f}"
+        return f"{value:.2f}"
+    if isinstance(value, int):
+        return f"{value:,}"
+    return str(value)
+
+
+def ratio(a: float, b: float) -> str:
+    return f"{a / b:.2f}x" if b else "n/a"
+
+
+def print_rss_table(title: str, results: dict[int, dict[str, Any]]) -> None:
+    """Peak RSS of child runs by entity count, and the ratio of the largest to the smallest.
+
+    ``peak`` is the peak RSS during the work alone (reset just before it, see
+    ``reset_peak_rss``); ``growth`` is that peak minus the RSS when the work started;
+    ``process peak`` is ``ru_maxrss`` over the whole child (imports and set-up included).
+    """
+    sizes = sorted(results)
+    rows: list[list[Any]] = []
+    for size in sizes:
+        r = results[size]
+        rows.append(
+            [
+                f"{size:,} entities",
+                r["rss_before_mib"],
+                r["peak_mib"],
+                r["peak_mib"] - r["rss_before_mib"],
+                max(r["setup_peak_mib"], r["peak_mib"]),
+                r["entities"] / r["seconds"],
+            ]
+        )
+    if len(sizes) > 1:
+        small, large = rows[0], rows[-1]
+        rows.append(
+            [
+                f"ratio {sizes[-1]:,}/{sizes[0]:,}",
+                ratio(large[1], small[1]),
+                ratio(large[2], small[2]),
+                ratio(large[3], small[3]),
+                ratio(large[4], small[4]),
+                "",
+            ]
+        )
+    if not all(r["peak_reset"] for r in results.values()):
+        title += " [peak could not be reset: includes imports]"
+    print_table(title, ["", "RSS at start", "peak", "growth", "process peak", "ent/s"], rows)
