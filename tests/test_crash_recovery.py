@@ -15,12 +15,23 @@ from sqlmodel import col, select
 
 from recoverly.database import Database
 from recoverly.demo import DemoInfo, seed_demo
-from recoverly.models import Backup, BackupCopy, BackupStatus
+from recoverly.models import (
+    FINAL_RESTORE_STATUSES,
+    Backup,
+    BackupCopy,
+    BackupStatus,
+    ProductInstance,
+    Restore,
+    RestoreStatus,
+)
 from recoverly.products.archive_reader import ArchiveReader
-from recoverly.resolvers.global_ids import to_global_id
+from recoverly.products.digest import content_digest
+from recoverly.resolvers.global_ids import decode_id, to_global_id
+from recoverly.services.backups import new_backup, perform_backup
+from recoverly.services.system import build_runtime
 from recoverly.settings import async_database_url
 from recoverly.storage import LocalBlobStore
-from tests.conftest import DEMO_TOKEN, OTHER_TOKEN, make_database_url
+from tests.conftest import DEMO_TOKEN, OTHER_TOKEN, make_database_url, make_settings
 from tests.processes import ServerProcess
 
 pytestmark = pytest.mark.slow
@@ -128,3 +139,88 @@ async def test_backup_killed_mid_way_completes_once_after_restart(crash_site: Cr
     assert manifest.entity_counts["issues"] >= 2000 * CRASH_SCALE
     leftovers = list((crash_site.data_dir / "work").glob("*"))
     assert leftovers == [], "no half-written archive is left behind"
+
+
+async def _make_backup(site: CrashSite, instance: str) -> int:
+    """A backup made by the real backup code, before any server runs."""
+    settings = make_settings(site.data_dir, site.database_url)
+    runtime = build_runtime(settings, with_scheduler=False)
+    try:
+        async with runtime.db.transaction() as session:
+            row = await session.get(ProductInstance, site.demo.instances[instance])
+            assert row is not None
+            backup = new_backup(
+                runtime,
+                row,
+                policy=None,
+                created_by_id=site.demo.admin_id,
+                include_attachments=True,
+                include_users_and_groups=True,
+                include_personal_spaces=False,
+            )
+            session.add(backup)
+        assert backup.id is not None
+        await perform_backup(runtime, backup_id=backup.id)
+        return backup.id
+    finally:
+        await runtime.db.dispose()
+
+
+async def _restore(db: Database, restore_id: int) -> Restore:
+    async with db.session() as session:
+        row = await session.get(Restore, restore_id)
+    assert row is not None
+    return row
+
+
+async def test_restore_killed_mid_way_resumes_to_an_identical_destination(
+    crash_site: CrashSite,
+) -> None:
+    backup_id = await _make_backup(crash_site, "acme_jira")
+    sandbox = crash_site.demo.instances["acme_jira_sandbox"]
+    server = crash_site.server()
+    await server.start()
+    try:
+        data = await crash_site.gql(
+            server,
+            """mutation($i: StartRestoreInput!) {
+              startRestore(input: $i) { restore { id } errors { code message } } }""",
+            {
+                "i": {
+                    "backupId": to_global_id("Backup", backup_id),
+                    "destinationId": to_global_id("ProductInstance", sandbox),
+                }
+            },
+        )
+        assert data["startRestore"]["errors"] == []
+        restore_id = decode_id(data["startRestore"]["restore"]["id"], "Restore")
+        assert restore_id is not None
+
+        async def writing() -> bool:
+            row = await _restore(crash_site.db, restore_id)
+            return row.status == RestoreStatus.IN_PROGRESS and row.items_done > 5000
+
+        await _wait_for(writing)
+        await server.kill()
+    finally:
+        await server.stop()
+    killed = await _restore(crash_site.db, restore_id)
+    assert killed.status == RestoreStatus.IN_PROGRESS
+    assert 0 < killed.items_done < killed.items_total, "killed mid-way"
+
+    restarted = crash_site.server()
+    await restarted.start()
+    try:
+
+        async def finished() -> Restore | None:
+            row = await _restore(crash_site.db, restore_id)
+            return row if row.status in FINAL_RESTORE_STATUSES else None
+
+        final = await _wait_for(finished, within=300)
+    finally:
+        await restarted.stop()
+    assert final.status == RestoreStatus.COMPLETED, final.failure_reason
+    restored = await content_digest(crash_site.db, sandbox)
+    source = await content_digest(crash_site.db, crash_site.demo.instances["acme_jira"])
+    assert restored["counts"] == source["counts"]
+    assert restored["sha256"] == source["sha256"]
