@@ -143,6 +143,7 @@ class EmbeddedJobRunner(JobRunner):
                     locked_by=self.worker_id,
                     heartbeat_at=now,
                 )
+                .execution_options(synchronize_session=False)
             )
             if claimed.rowcount != 1:
                 return None

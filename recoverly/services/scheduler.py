@@ -39,11 +39,12 @@ class Scheduler:
 
     async def _loop(self) -> None:
         while True:
+            # Cleared before the tick, so a kick during the tick runs another one.
+            self._wake.clear()
             try:
                 await self.tick()
             except Exception:
                 log.exception("scheduler tick failed")
-            self._wake.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(
                     self._wake.wait(), self.runtime.settings.scheduler_interval_seconds

@@ -167,7 +167,7 @@ async def test_policy_with_customer_storage_runs_and_survives_internal_expiry(
 
 async def _policy_backups(deployment: Deployment, policy_id: str) -> list[str]:
     policy_row_id = decode_id(policy_id, "BackupPolicy")
-    for _ in range(200):
+    for _ in range(1200):
         async with deployment.runtime.db.session() as session:
             statement = select(Backup.id).where(col(Backup.policy_id) == policy_row_id)
             rows = (await session.exec(statement)).all()
@@ -210,3 +210,41 @@ async def test_invalid_policy_input_is_a_user_error(deployment: Deployment) -> N
     errors = data["createBackupPolicy"]["errors"]
     assert errors[0]["code"] == "INVALID_INPUT"
     assert errors[0]["field"] == ["input", "customerBucket"]
+
+
+async def test_failing_backup_is_retried_then_failed_with_its_reason(
+    deployment: Deployment, s3_endpoint: str, s3_credentials: dict[str, str]
+) -> None:
+    instance_id = to_global_id("ProductInstance", deployment.demo.instances["acme_jira_sandbox"])
+    bucket = {
+        "bucket": "no-such-bucket",
+        "endpointUrl": s3_endpoint,
+        "accessKeyId": s3_credentials["access_key_id"],
+        "secretAccessKey": s3_credentials["secret_access_key"],
+    }
+    data = await deployment.gql(
+        POLICY,
+        {
+            "input": {
+                "instanceId": instance_id,
+                "storage": "INTERNAL_AND_CUSTOMER",
+                "customerBucket": bucket,
+            }
+        },
+    )
+    assert data["createBackupPolicy"]["errors"] == []
+    backup_ids = await _policy_backups(deployment, data["createBackupPolicy"]["policy"]["id"])
+    backup = await deployment.wait_until(
+        backup_ids[0],
+        "... on Backup { status failureReason attempts location }",
+        lambda n: n["status"] not in ("QUEUED", "IN_PROGRESS"),
+    )
+    assert backup["status"] == "FAILED"
+    assert backup["attempts"] == deployment.runtime.settings.backup_max_attempts == 3
+    assert "NoSuchBucket" in backup["failureReason"]
+    assert backup["location"] is None
+    idle = await deployment.gql(
+        "query($id: ID!) { node(id: $id) { ... on ProductInstance { operationInProgress } } }",
+        {"id": instance_id},
+    )
+    assert idle["node"]["operationInProgress"] is False
