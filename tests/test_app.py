@@ -103,3 +103,12 @@ async def test_graphiql_page_loads_only_local_assets(deployment: Deployment) -> 
             response = await client.get(asset)
             assert response.status_code == 200, asset
             assert len(response.content) > 1000, asset
+
+
+async def test_too_deep_queries_are_refused(deployment: Deployment) -> None:
+    nested = "organization { " * 14 + "name" + " }" * 14
+    query = "{ viewer { organizations { products { instances { " + nested + " } } } } }"
+    async with deployment.client() as client:
+        response = await client.post("/graphql", json={"query": query})
+    errors = response.json()["errors"]
+    assert "exceeds maximum operation depth" in errors[0]["message"]

@@ -1,18 +1,46 @@
-"""GraphQL enums, built from the model enums so there is one list of values."""
+"""GraphQL enums: the model enums themselves, registered with Strawberry, so there is one
+list of values and the annotations stay real classes for type checkers."""
 
 from __future__ import annotations
 
 import strawberry
 
-from recoverly import models
+from recoverly.models import (
+    AccessReviewStatus,
+    BackupLocation,
+    BackupStatus,
+    ProductKey,
+    RestorePhase,
+    RestoreStatus,
+    Schedule,
+    StorageMode,
+)
+from recoverly.services.errors import ErrorCode
 
-ProductKey = strawberry.enum(models.ProductKey, name="ProductKey")
-BackupStatus = strawberry.enum(models.BackupStatus, name="BackupStatus")
-BackupLocation = strawberry.enum(models.BackupLocation, name="BackupLocation")
-Schedule = strawberry.enum(models.Schedule, name="BackupSchedule")
-StorageMode = strawberry.enum(models.StorageMode, name="StorageMode")
-RestoreStatus = strawberry.enum(models.RestoreStatus, name="RestoreStatus")
-RestorePhase = strawberry.enum(models.RestorePhase, name="RestorePhase")
-AccessReviewStatus = strawberry.enum(models.AccessReviewStatus, name="AccessReviewStatus")
+for _enum, _name in (
+    (ProductKey, "ProductKey"),
+    (BackupStatus, "BackupStatus"),
+    (BackupLocation, "BackupLocation"),
+    (Schedule, "BackupSchedule"),
+    (StorageMode, "StorageMode"),
+    (RestoreStatus, "RestoreStatus"),
+    (RestorePhase, "RestorePhase"),
+    (AccessReviewStatus, "AccessReviewStatus"),
+    (ErrorCode, "ErrorCode"),
+):
+    strawberry.enum(_enum, name=_name)
 
-PRODUCT_NAMES = {models.ProductKey.JIRA: "Jira", models.ProductKey.CONFLUENCE: "Confluence"}
+PRODUCT_NAMES = {ProductKey.JIRA: "Jira", ProductKey.CONFLUENCE: "Confluence"}
+
+__all__ = [
+    "PRODUCT_NAMES",
+    "AccessReviewStatus",
+    "BackupLocation",
+    "BackupStatus",
+    "ErrorCode",
+    "ProductKey",
+    "RestorePhase",
+    "RestoreStatus",
+    "Schedule",
+    "StorageMode",
+]

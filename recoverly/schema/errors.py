@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import strawberry
 
+from recoverly.schema.enums import ErrorCode
 from recoverly.services import errors
-
-ErrorCode = strawberry.enum(errors.ErrorCode, name="ErrorCode")
 
 
 @strawberry.type(description="An expected failure of a mutation; the mutation changed nothing.")

@@ -11,6 +11,7 @@ from strawberry.types import Info
 from recoverly import models
 from recoverly.resolvers.mutations import attempt, require_id
 from recoverly.schema.backups import Backup
+from recoverly.schema.enums import ProductKey
 from recoverly.schema.errors import UserError
 from recoverly.schema.organizations import ProductInstance
 from recoverly.schema.restores import Restore
@@ -46,7 +47,7 @@ class CancelRestorePayload:
 @strawberry.type(description="A restored group's product access that would await review.")
 class PreviewAccessReview:
     group_name: str
-    product: strawberry.enum(models.ProductKey, name="ProductKey")  # type: ignore[valid-type]
+    product: ProductKey
     billable_users_added: int | None
 
 
