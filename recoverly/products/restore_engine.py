@@ -1,7 +1,6 @@
 """Restore an archive into a destination instance: chunked, checkpointed, resumable, purgeable.
 
-Each chunk of records is inserted with Core bulk inserts (``RETURNING id, source_id`` where
-later entities need the new IDs) in one transaction together with the ``Restore`` row's
+Each chunk of records is inserted in one transaction together with the ``Restore`` row's
 checkpoint ``{"entity", "index", "items_done", "deferred", "counts"}``. A restart reads the
 checkpoint, rebuilds the ID maps from the rows tagged with ``restore_id`` and carries on, so
 a restore killed at any point ends exactly like an uninterrupted one.
@@ -10,30 +9,35 @@ a restore killed at any point ends exactly like an uninterrupted one.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import itertools
-from collections.abc import Awaitable, Callable, Generator, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, delete, func, insert, select, update
+from sqlalchemy import Dialect, bindparam, delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from recoverly.database import Database
-from recoverly.models import ProductInstance, Restore, RestorePhase
+from recoverly.models import (
+    GroupProductAccess,
+    ProductInstance,
+    Restore,
+    RestorePhase,
+    SiteGroup,
+)
 from recoverly.products.archive import ArchiveError
 from recoverly.products.archive_reader import ArchiveReader
 from recoverly.products.entities import EntitySpec, purge_order
 from recoverly.products.restore_plan import (
+    BulkInsert,
     Outcome,
     Resolver,
     RestorePlan,
-    Verdict,
+    close_records,
     plan_restore,
     record_count,
     restore_specs,
-    source_id_of,
+    row_of,
 )
 
 __all__ = [
@@ -46,8 +50,6 @@ __all__ = [
     "restore_archive",
 ]
 
-import os
-PREFETCH = os.environ.get('PF') == '1'
 BLOB_CHUNK_BYTES = 32 * 1024 * 1024  # attachment chunks also stop at this many bytes
 FINALIZING = RestorePhase.FINALIZING.value
 _RESTORES = Restore.__table__  # type: ignore[attr-defined]
@@ -140,7 +142,7 @@ class _Run:
         self.items_done = 0
         self.deferred = 0
         self.phase: str | None = None
-        self._constant_rows: dict[str, dict[str, Any]] = {}
+        self._inserts: dict[str, BulkInsert] = {}
 
     # --- Resuming --------------------------------------------------------------------
 
@@ -175,7 +177,9 @@ class _Run:
         )
         async with self.db.session() as session:
             rows = (await (await session.connection()).execute(statement)).all()
-        self.resolver.states[spec.name].ids.update((s, i) for s, i in rows)
+        state = self.resolver.states[spec.name]
+        state.ids.update((source_id, row_id) for source_id, row_id in rows)
+        state.last_id = max((row_id for _, row_id in rows), default=0)
         if self.resolver.may_skip(spec):
             await self.resolver.load_keys(self.db, spec)
             await asyncio.to_thread(self.resolver.replay, self.reader, spec, end)
@@ -191,18 +195,17 @@ class _Run:
         if start == 0:
             self.deferred = 0
         records = self.reader.iter_records(spec.member, start=start)
-        # Attachments read blobs between chunks: one reader thread at a time on the zip.
-        chunks = _Chunks(records, lambda: self._take(records, spec), prefetch=PREFETCH and not spec.blob_column)
         try:
-            while not chunks.done:
+            done = False
+            while not done:
                 if await self.should_stop():
                     raise RestoreStopped(f"restore {self.restore_id} stopped at {spec.name}")
-                chunk = await chunks.next()
+                chunk, done = await asyncio.to_thread(self._take, records, spec)
                 if chunk:
                     await self._chunk(spec, chunk)
                     await self.on_progress(spec.phase, self.items_done, self.items_total)
         finally:
-            await chunks.aclose()
+            close_records(records)
         if self.deferred:
             await self._fix_forward_references(spec)
             self.deferred = 0
@@ -217,20 +220,23 @@ class _Run:
         chunk, size = [], 0
         for item in records:
             chunk.append(item)
-            size += int(item[1].get("size") or 0)
+            declared = item[1].get("size")
+            size += declared if isinstance(declared, int) else 0
             if len(chunk) >= self.chunk_size or size >= BLOB_CHUNK_BYTES:
                 return chunk, False
         return chunk, True
 
     async def _chunk(self, spec: EntitySpec, chunk: list[tuple[int, dict[str, Any]]]) -> None:
-        counts = dict(self.counts.get(spec.name) or {o.value: 0 for o in Outcome})
+        counts = dict(self.counts.get(spec.name) or dict.fromkeys(Outcome, 0))
         rows: list[dict[str, Any]] = []
+        links: list[tuple[str, int, int]] = []  # (column, source id, referenced source id)
         for _, record in chunk:
             verdict = self.resolver.classify(spec, record)
-            counts[verdict.outcome.value] += 1
+            counts[verdict.outcome] += 1
             if verdict.outcome is Outcome.WRITE:
-                rows.append(self._row(spec, record, verdict))
-                self.deferred += verdict.deferred
+                rows.append(row_of(spec, record, verdict))
+                if verdict.deferred:
+                    links.extend((c, record["id"], record[c]) for c in verdict.deferred)
             else:
                 self.resolver.apply(spec, record, verdict)
         if spec.blob_column and rows:
@@ -240,46 +246,47 @@ class _Run:
         async with self.db.transaction() as session:
             conn = await session.connection()
             await self._insert(conn, spec, rows)
+            self.deferred += await self._link(conn, spec, links)
             await self._save_checkpoint(conn, spec, next_index=chunk[-1][0] + 1)
 
-    def _row(self, spec: EntitySpec, record: dict[str, Any], verdict: Verdict) -> dict[str, Any]:
-        row = {name: record.get(name) for name in spec.fields}
-        for name in spec.datetime_fields:
-            if row[name] is not None:
-                row[name] = _timestamp(row[name], spec)
-        row.update(verdict.refs)
-        row.update(self._constants(spec))
-        if "source_id" in row:
-            row["source_id"] = source_id_of(spec, record)
-        return row
-
-    def _constants(self, spec: EntitySpec) -> dict[str, Any]:
-        """Columns every row of ``spec`` gets: destination, restore, organization, source id."""
-        constants = self._constant_rows.get(spec.name)
-        if constants is None:
-            columns = spec.target.c
-            constants = {"instance_id": self.destination_id, "restore_id": self.restore_id}
-            if "organization_id" in columns:
-                constants["organization_id"] = self.organization_id
-            if "source_id" in columns:
-                constants["source_id"] = None
-            self._constant_rows[spec.name] = constants
-        return constants
+    async def _link(
+        self, conn: AsyncConnection, spec: EntitySpec, links: list[tuple[str, int, int]]
+    ) -> int:
+        """Set self-references to rows of this chunk; return how many wait for later chunks."""
+        ids = self.resolver.states[spec.name].ids
+        for column in spec.self_references:
+            pairs = [(ids[s], ids[t]) for c, s, t in links if c == column and t in ids]
+            await _set_references(conn, spec, column, pairs)
+        return sum(1 for _, _, target in links if target not in ids)
 
     async def _insert(
         self, conn: AsyncConnection, spec: EntitySpec, rows: list[dict[str, Any]]
     ) -> None:
         if not rows:
             return
-        table = spec.target
+        state = self.resolver.states[spec.name]
+        await self._inserter(spec, conn.dialect).run(conn, rows)
         if spec.name not in self.resolver.tracked:
-            (await conn.execute(insert(table).returning(table.c.id), rows)).all()
             return
-        statement = insert(table).returning(table.c.id, table.c.source_id)
-        returned = (await conn.execute(statement, rows)).all()
-        if len(returned) != len(rows):
-            raise RestoreIncompleteError(f"{spec.name}: {len(rows)} inserted, {len(returned)} ids")
-        self.resolver.states[spec.name].ids.update((s, i) for i, s in returned)
+        # The driver returns no IDs: read them back, above the last one this restore wrote.
+        table = spec.target
+        statement = select(table.c.source_id, table.c.id).where(
+            table.c.restore_id == self.restore_id, table.c.id > state.last_id
+        )
+        written = (await conn.execute(statement)).all()
+        if len(written) != len(rows):
+            raise RestoreIncompleteError(f"{spec.name}: {len(rows)} inserted, {len(written)} found")
+        state.ids.update((source_id, row_id) for source_id, row_id in written)
+        state.last_id = max(row_id for _, row_id in written)
+
+    def _inserter(self, spec: EntitySpec, dialect: Dialect) -> BulkInsert:
+        inserter = self._inserts.get(spec.name)
+        if inserter is None:
+            constants = {"instance_id": self.destination_id, "restore_id": self.restore_id}
+            if "organization_id" in spec.target.c:
+                constants["organization_id"] = self.organization_id
+            inserter = self._inserts[spec.name] = BulkInsert(spec, dialect, constants)
+        return inserter
 
     async def _save_checkpoint(
         self, conn: AsyncConnection, spec: EntitySpec, *, next_index: int
@@ -307,18 +314,13 @@ class _Run:
     async def _fix_forward_references(self, spec: EntitySpec) -> None:
         """Set self-references that pointed at records later in the member (idempotent)."""
         updates = await asyncio.to_thread(self.resolver.forward_references, self.reader, spec)
-        table = spec.target
         for column, pairs in updates.items():
-            statement = (
-                update(table)
-                .where(table.c.id == bindparam("row_id"))
-                .values({column: bindparam("ref_id")})
-            )
             for start in range(0, len(pairs), self.chunk_size):
-                part = pairs[start : start + self.chunk_size]
-                batch = [{"row_id": row, "ref_id": ref} for row, ref in part]
                 async with self.db.transaction() as session:
-                    await (await session.connection()).execute(statement, batch)
+                    conn = await session.connection()
+                    await _set_references(
+                        conn, spec, column, pairs[start : start + self.chunk_size]
+                    )
 
     # --- Finishing -------------------------------------------------------------------
 
@@ -327,7 +329,7 @@ class _Run:
         await self.on_progress(FINALIZING, self.items_done, self.items_total)
         for spec in self.specs:
             await self._verify(spec)
-        written = {name: c[Outcome.WRITE.value] for name, c in self.counts.items()}
+        written = {name: c[Outcome.WRITE] for name, c in self.counts.items()}
         reviews = sum(written.get(s.name, 0) for s in self.specs if not s.restored_as_is)
         return RestoreResult(
             entity_counts=written,
@@ -335,13 +337,13 @@ class _Run:
                 key for state in self.resolver.states.values() for key in state.skipped_keys
             ),
             access_reviews=reviews,
-            existing={name: c[Outcome.EXISTING.value] for name, c in self.counts.items()},
-            skipped={name: c[Outcome.SKIP.value] for name, c in self.counts.items()},
+            existing={name: c[Outcome.EXISTING] for name, c in self.counts.items()},
+            skipped={name: c[Outcome.SKIP] for name, c in self.counts.items()},
         )
 
     async def _verify(self, spec: EntitySpec) -> None:
         expected = record_count(self.reader.manifest, spec)
-        counts = self.counts.get(spec.name) or {o.value: 0 for o in Outcome}
+        counts = self.counts.get(spec.name) or dict.fromkeys(Outcome, 0)
         if sum(counts.values()) != expected:
             raise RestoreIncompleteError(
                 f"{spec.name}: the archive holds {expected} records, "
@@ -351,49 +353,23 @@ class _Run:
         statement = select(func.count()).where(table.c.restore_id == self.restore_id)
         async with self.db.session() as session:
             stored = (await (await session.connection()).execute(statement)).scalar_one()
-        if stored != counts[Outcome.WRITE.value]:
+        if stored != counts[Outcome.WRITE]:
             raise RestoreIncompleteError(
-                f"{spec.name}: {counts[Outcome.WRITE.value]} rows written, {stored} in the database"
+                f"{spec.name}: {counts[Outcome.WRITE]} rows written, {stored} in the database"
             )
 
 
-class _Chunks:
-    """A member's chunks; with ``prefetch`` the next one is read in a thread during a write."""
-
-    def __init__(
-        self,
-        records: Generator[Any, None, None],
-        take: Callable[[], tuple[list[tuple[int, dict[str, Any]]], bool]],
-        *,
-        prefetch: bool,
-    ) -> None:
-        self._records, self._take, self._prefetch = records, take, prefetch
-        self._pending: asyncio.Future[tuple[list[tuple[int, dict[str, Any]]], bool]] | None = None
-        self.done = False
-
-    async def next(self) -> list[tuple[int, dict[str, Any]]]:
-        pending, self._pending = self._pending or self._read(), None
-        chunk, self.done = await pending
-        if self._prefetch and not self.done:
-            self._pending = self._read()
-        return chunk
-
-    def _read(self) -> asyncio.Future[tuple[list[tuple[int, dict[str, Any]]], bool]]:
-        return asyncio.ensure_future(asyncio.to_thread(self._take))
-
-    async def aclose(self) -> None:
-        """Wait for a read in flight (its thread cannot be cancelled), then close the member."""
-        if self._pending is not None:
-            with contextlib.suppress(BaseException):
-                await self._pending
-        self._records.close()
-
-
-def _timestamp(value: Any, spec: EntitySpec) -> datetime:
-    try:
-        return datetime.fromisoformat(value)
-    except (TypeError, ValueError) as exc:
-        raise ArchiveError(f"{spec.name}: {value!r} is not an ISO-8601 time") from exc
+async def _set_references(
+    conn: AsyncConnection, spec: EntitySpec, column: str, pairs: list[tuple[int, int]]
+) -> None:
+    """Point ``column`` of each row (destination ID) at its referenced row (destination ID)."""
+    if not pairs:
+        return
+    table = spec.target
+    statement = (
+        update(table).where(table.c.id == bindparam("row_id")).values({column: bindparam("ref_id")})
+    )
+    await conn.execute(statement, [{"row_id": row, "ref_id": ref} for row, ref in pairs])
 
 
 def _add_blobs(reader: ArchiveReader, spec: EntitySpec, rows: list[dict[str, Any]]) -> None:
@@ -414,15 +390,24 @@ def _add_blobs(reader: ArchiveReader, spec: EntitySpec, rows: list[dict[str, Any
 
 async def purge_restore(db: Database, *, restore_id: int, chunk_size: int = 5000) -> int:
     """Delete every row this restore wrote, children first; return how many were deleted."""
-    deleted = 0
+    deleted = await _purge_applied_access(db, restore_id=restore_id)
     for table in purge_order():
         deleted += await _purge_table(db, table, restore_id=restore_id, chunk_size=chunk_size)
     async with db.transaction() as session:
-        statement = (
-            update(_RESTORES).where(_RESTORES.c.id == restore_id).values(checkpoint=None)
-        )
+        statement = update(_RESTORES).where(_RESTORES.c.id == restore_id).values(checkpoint=None)
         await (await session.connection()).execute(statement)
     return deleted
+
+
+async def _purge_applied_access(db: Database, *, restore_id: int) -> int:
+    """Product access already approved for groups this restore created goes with them."""
+    access, groups = GroupProductAccess.__table__, SiteGroup.__table__  # type: ignore[attr-defined]
+    restored = select(groups.c.id).where(groups.c.restore_id == restore_id).scalar_subquery()
+    async with db.transaction() as session:
+        result = await (await session.connection()).execute(
+            delete(access).where(access.c.group_id.in_(restored))
+        )
+    return int(result.rowcount)
 
 
 async def _purge_table(db: Database, table: Any, *, restore_id: int, chunk_size: int) -> int:

@@ -1,0 +1,512 @@
+"""Restoring archives: exact copies, resumable after a crash, purgeable, Confluence merge rules."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import delete, select, update
+
+from recoverly.database import Database
+from recoverly.models import (
+    AccessReview,
+    AccessReviewStatus,
+    ConfluenceAttachment,
+    ConfluenceComment,
+    ConfluencePage,
+    ConfluenceSpace,
+    GroupMembership,
+    GroupProductAccess,
+    JiraAttachment,
+    JiraComment,
+    JiraIssue,
+    JiraProject,
+    ProductInstance,
+    ProductKey,
+    Restore,
+    SiteGroup,
+    SiteUser,
+)
+from recoverly.products import restore_engine
+from recoverly.products.archive_reader import ArchiveReader
+from recoverly.products.digest import content_digest
+from recoverly.products.restore_engine import (
+    RestoreIncompleteError,
+    RestoreResult,
+    RestoreStopped,
+    plan_restore,
+    purge_restore,
+    restore_archive,
+)
+from tests.products.conftest import LIMIT, MakeDb, Seeded, count, export, instance, new_restore
+
+PRODUCT_TABLES = (
+    SiteUser,
+    SiteGroup,
+    GroupMembership,
+    GroupProductAccess,
+    AccessReview,
+    JiraProject,
+    JiraIssue,
+    JiraComment,
+    JiraAttachment,
+    ConfluenceSpace,
+    ConfluencePage,
+    ConfluenceComment,
+    ConfluenceAttachment,
+)
+PHASES = ["USERS_AND_GROUPS", "CONTENT", "ATTACHMENTS", "FINALIZING"]
+
+
+class Crash(Exception):
+    """Stands in for the process dying."""
+
+
+@dataclass
+class Progress:
+    """Records progress calls; raises ``Crash`` on call number ``crash_at``."""
+
+    crash_at: int | None = None
+    calls: list[tuple[str, int, int]] = field(default_factory=list)
+
+    async def __call__(self, phase: str, done: int, total: int) -> None:
+        self.calls.append((phase, done, total))
+        if len(self.calls) == self.crash_at:
+            raise Crash(f"crash after progress call {self.crash_at}")
+
+    @property
+    def done(self) -> list[int]:
+        return [done for _, done, _ in self.calls]
+
+
+async def never_stop() -> bool:
+    return False
+
+
+async def restore(
+    db: Database,
+    seeded: Seeded,
+    restore_id: int,
+    *,
+    destination: str,
+    progress: Progress | None = None,
+    chunk_size: int = 2000,
+    should_stop: Any = never_stop,
+    **options: bool,
+) -> RestoreResult:
+    archive = seeded.jira_archive if "jira" in destination else seeded.confluence_archive
+    with ArchiveReader(archive, max_expansion_bytes=LIMIT) as reader:
+        return await restore_archive(
+            db,
+            reader,
+            restore_id=restore_id,
+            organization_id=seeded.info.organizations["acme"],
+            destination=await instance(db, seeded.info.instances[destination]),
+            include_attachments=options.get("include_attachments", True),
+            include_users_and_groups=options.get("include_users_and_groups", True),
+            chunk_size=chunk_size,
+            on_progress=progress or Progress(),
+            should_stop=should_stop,
+        )
+
+
+async def digest(db: Database, seeded: Seeded, name: str) -> dict[str, Any]:
+    return await content_digest(db, seeded.info.instances[name])
+
+
+async def jira_restore(db: Database, seeded: Seeded) -> int:
+    return await new_restore(db, seeded.info, source="acme_jira", destination="acme_jira_sandbox")
+
+
+async def confluence_restore(db: Database, seeded: Seeded) -> int:
+    return await new_restore(
+        db, seeded.info, source="acme_confluence", destination="acme_confluence_target"
+    )
+
+
+async def rows(db: Database, statement: Any) -> list[Any]:
+    async with db.session() as session:
+        return list((await (await session.connection()).execute(statement)).all())
+
+
+async def access_reviews(db: Database, restore_id: int) -> list[tuple[str, str, str]]:
+    """(group name, product, status) of the restore's access reviews."""
+    review, group = AccessReview.__table__, SiteGroup.__table__  # type: ignore[attr-defined]
+    statement = (
+        select(group.c.name, review.c.product, review.c.status)
+        .join(group, group.c.id == review.c.group_id)
+        .where(review.c.restore_id == restore_id)
+    )
+    return sorted(tuple(row) for row in await rows(db, statement))
+
+
+async def groups_with_access(db: Database, instance_id: int) -> list[tuple[str, str]]:
+    access, group = GroupProductAccess.__table__, SiteGroup.__table__  # type: ignore[attr-defined]
+    statement = (
+        select(group.c.name, access.c.product)
+        .join(group, group.c.id == access.c.group_id)
+        .where(access.c.instance_id == instance_id)
+    )
+    return sorted(tuple(row) for row in await rows(db, statement))
+
+
+# --- Jira into the empty sandbox -----------------------------------------------------
+
+
+async def test_restore_into_empty_sandbox_reproduces_the_site(db: Database, seeded: Seeded) -> None:
+    restore_id = await jira_restore(db, seeded)
+    progress = Progress()
+    result = await restore(
+        db, seeded, restore_id, destination="acme_jira_sandbox", progress=progress
+    )
+
+    assert await digest(db, seeded, "acme_jira_sandbox") == await digest(db, seeded, "acme_jira")
+    with ArchiveReader(seeded.jira_archive, max_expansion_bytes=LIMIT) as reader:
+        manifest = reader.manifest
+    assert result.entity_counts == manifest.entity_counts
+    assert result.skipped_spaces == []
+    jira, sandbox = seeded.info.instances["acme_jira"], seeded.info.instances["acme_jira_sandbox"]
+    pending = [(name, product, "PENDING") for name, product in await groups_with_access(db, jira)]
+    assert await access_reviews(db, restore_id) == pending
+    assert result.access_reviews == len(pending) == 4
+    assert await count(db, GroupProductAccess, instance_id=sandbox) == 0
+
+    total = manifest.total_records
+    assert progress.done == sorted(progress.done) and progress.calls[-1][1:] == (total, total)
+    phases = [phase for phase, _, _ in progress.calls]
+    assert sorted(set(phases), key=phases.index) == PHASES
+    async with db.session() as session:
+        row = await session.get(Restore, restore_id)
+    assert row is not None and row.items_done == row.items_total == total
+    assert row.checkpoint is not None and row.checkpoint["entity"] == "attachments"
+
+
+@pytest.mark.parametrize("crash_at", [2, 7, 13, 20])
+async def test_crashed_restore_resumes_to_the_same_result(
+    db: Database, seeded: Seeded, crash_at: int
+) -> None:
+    restore_id = await jira_restore(db, seeded)
+    first = Progress(crash_at=crash_at)
+    with pytest.raises(Crash):
+        await restore(
+            db, seeded, restore_id, destination="acme_jira_sandbox", progress=first, chunk_size=500
+        )
+
+    second = Progress()  # the chunk size may change: the checkpoint counts records
+    await restore(db, seeded, restore_id, destination="acme_jira_sandbox", progress=second)
+
+    assert await digest(db, seeded, "acme_jira_sandbox") == await digest(db, seeded, "acme_jira")
+    assert len(await access_reviews(db, restore_id)) == 4
+    done = first.done + second.done
+    assert done == sorted(done), "items_done went backwards across the resume"
+
+
+async def test_crash_inside_a_chunk_transaction_writes_nothing_of_it(
+    db: Database, seeded: Seeded, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Rows and checkpoint commit together: a crash between them loses both, not one."""
+    restore_id = await jira_restore(db, seeded)
+    save = restore_engine._Run._save_checkpoint
+    calls = 0
+
+    async def crash_on_the_ninth(self: Any, *args: Any, **kwargs: Any) -> None:
+        nonlocal calls
+        calls += 1
+        await save(self, *args, **kwargs)
+        if calls == 9:
+            raise Crash("killed after the insert, before the commit")
+
+    monkeypatch.setattr(restore_engine._Run, "_save_checkpoint", crash_on_the_ninth)
+    with pytest.raises(Crash):
+        await restore(db, seeded, restore_id, destination="acme_jira_sandbox", chunk_size=700)
+    monkeypatch.undo()
+
+    await restore(db, seeded, restore_id, destination="acme_jira_sandbox", chunk_size=700)
+    assert await digest(db, seeded, "acme_jira_sandbox") == await digest(db, seeded, "acme_jira")
+
+
+async def test_lost_rows_fail_the_final_check(db: Database, seeded: Seeded) -> None:
+    restore_id = await jira_restore(db, seeded)
+    with pytest.raises(Crash):
+        await restore(
+            db, seeded, restore_id, destination="acme_jira_sandbox", progress=Progress(crash_at=14)
+        )
+    comments = JiraComment.__table__  # type: ignore[attr-defined]
+    async with db.transaction() as session:
+        lost = delete(comments).where(comments.c.restore_id == restore_id, comments.c.id % 50 == 0)
+        assert (await (await session.connection()).execute(lost)).rowcount > 0
+
+    with pytest.raises(RestoreIncompleteError, match="comments"):
+        await restore(db, seeded, restore_id, destination="acme_jira_sandbox")
+
+
+async def test_should_stop_stops_before_writing_more(db: Database, seeded: Seeded) -> None:
+    restore_id = await jira_restore(db, seeded)
+    asked = 0
+
+    async def stop_on_the_fourth_chunk() -> bool:
+        nonlocal asked
+        asked += 1
+        return asked >= 4
+
+    with pytest.raises(RestoreStopped):
+        await restore(
+            db,
+            seeded,
+            restore_id,
+            destination="acme_jira_sandbox",
+            should_stop=stop_on_the_fourth_chunk,
+        )
+    sandbox = seeded.info.instances["acme_jira_sandbox"]
+    assert await count(db, GroupMembership, instance_id=sandbox) > 0
+    assert await count(db, JiraProject, instance_id=sandbox) == 0  # the 4th chunk
+
+    await restore(db, seeded, restore_id, destination="acme_jira_sandbox")
+    assert await digest(db, seeded, "acme_jira_sandbox") == await digest(db, seeded, "acme_jira")
+
+
+async def test_purge_after_a_partial_restore_empties_the_sandbox(
+    db: Database, seeded: Seeded
+) -> None:
+    restore_id = await jira_restore(db, seeded)
+    with pytest.raises(Crash):
+        await restore(
+            db, seeded, restore_id, destination="acme_jira_sandbox", progress=Progress(crash_at=12)
+        )
+    sandbox = seeded.info.instances["acme_jira_sandbox"]
+    tagged = [m for m in PRODUCT_TABLES if "restore_id" in m.__table__.c]  # type: ignore[union-attr]
+    written = [await count(db, model, restore_id=restore_id) for model in tagged]
+    assert sum(written) > 0
+
+    # An admin approved one review while the restore ran: that access goes with the group.
+    review = AccessReview.__table__  # type: ignore[attr-defined]
+    (group_id,) = (await rows(db, select(review.c.group_id).limit(1)))[0]
+    async with db.transaction() as session:
+        session.add(GroupProductAccess(instance_id=sandbox, group_id=group_id, product="JIRA"))
+
+    assert await purge_restore(db, restore_id=restore_id, chunk_size=300) == sum(written) + 1
+    for model in PRODUCT_TABLES:
+        assert await count(db, model, instance_id=sandbox) == 0, model.__name__
+    async with db.session() as session:
+        row = await session.get(Restore, restore_id)
+    assert row is not None and row.checkpoint is None
+
+
+async def test_options_skip_users_groups_and_attachments(db: Database, seeded: Seeded) -> None:
+    restore_id = await jira_restore(db, seeded)
+    progress = Progress()
+    result = await restore(
+        db,
+        seeded,
+        restore_id,
+        destination="acme_jira_sandbox",
+        progress=progress,
+        include_users_and_groups=False,
+        include_attachments=False,
+    )
+    sandbox = seeded.info.instances["acme_jira_sandbox"]
+    assert set(result.entity_counts) == {"projects", "issues", "comments"}
+    for model in (SiteUser, SiteGroup, GroupMembership, AccessReview, JiraAttachment):
+        assert await count(db, model, instance_id=sandbox) == 0
+    assert await count(db, JiraIssue, instance_id=sandbox) == 2000
+    assert progress.calls[-1][2] == sum(result.entity_counts.values())
+
+
+# --- Confluence into a site that already has some of the spaces ----------------------
+
+
+async def test_confluence_restore_skips_the_spaces_the_target_has(
+    db: Database, seeded: Seeded
+) -> None:
+    target = seeded.info.instances["acme_confluence_target"]
+    space = ConfluenceSpace.__table__  # type: ignore[attr-defined]
+    page = ConfluencePage.__table__  # type: ignore[attr-defined]
+    pages_in_shared = (
+        select(page.c.id)
+        .join(space, space.c.id == page.c.space_id)
+        .where(space.c.instance_id == target, space.c.key.in_(["HR", "MKT"]))
+    )
+    before = await rows(db, pages_in_shared)
+    with ArchiveReader(seeded.confluence_archive, max_expansion_bytes=LIMIT) as reader:
+        keys = {record["key"] for record in reader.records("confluence/spaces.jsonl")}
+        archived_pages = reader.manifest.entity_counts["pages"]
+
+    restore_id = await confluence_restore(db, seeded)
+    result = await restore(db, seeded, restore_id, destination="acme_confluence_target")
+
+    assert result.skipped_spaces == ["HR", "MKT"]
+    assert result.entity_counts["spaces"] == len(keys) - 2
+    assert result.skipped["pages"] > 0
+    assert result.entity_counts["pages"] + result.skipped["pages"] == archived_pages
+    target_keys = {
+        key for (key,) in await rows(db, select(space.c.key).where(space.c.instance_id == target))
+    }
+    assert target_keys == keys
+    assert await rows(db, pages_in_shared) == before, "pages of existing spaces were touched"
+    assert len(await access_reviews(db, restore_id)) == result.access_reviews == 3
+
+
+async def test_confluence_resume_rebuilds_skipped_spaces(make_db: MakeDb, seeded: Seeded) -> None:
+    reference, db = await make_db(), await make_db()
+    await restore(
+        reference,
+        seeded,
+        await confluence_restore(reference, seeded),
+        destination="acme_confluence_target",
+    )
+
+    restore_id = await confluence_restore(db, seeded)
+    for crash_at in (9, 15):  # in pages, then in comments
+        with pytest.raises(Crash):
+            await restore(
+                db,
+                seeded,
+                restore_id,
+                destination="acme_confluence_target",
+                progress=Progress(crash_at=crash_at),
+                chunk_size=150,
+            )
+    result = await restore(db, seeded, restore_id, destination="acme_confluence_target")
+
+    assert result.skipped_spaces == ["HR", "MKT"]
+    expected = await digest(reference, seeded, "acme_confluence_target")
+    assert await digest(db, seeded, "acme_confluence_target") == expected
+
+
+async def test_second_restore_maps_users_groups_and_memberships(
+    db: Database, seeded: Seeded
+) -> None:
+    target = seeded.info.instances["acme_confluence_target"]
+    await restore(
+        db, seeded, await confluence_restore(db, seeded), destination="acme_confluence_target"
+    )
+    after_first = await digest(db, seeded, "acme_confluence_target")
+
+    restore_id = await confluence_restore(db, seeded)
+    result = await restore(db, seeded, restore_id, destination="acme_confluence_target")
+
+    assert sum(result.entity_counts.values()) == 0
+    assert result.existing["users"] == 40 and result.existing["groups"] == 6
+    assert result.existing["group_memberships"] > 0
+    assert result.access_reviews == 0 and await access_reviews(db, restore_id) == []
+    assert len(result.skipped_spaces) == 8
+    assert await digest(db, seeded, "acme_confluence_target") == after_first
+    assert await count(db, SiteUser, instance_id=target) == 40
+
+
+async def test_purge_leaves_a_non_empty_target_as_it_was(db: Database, seeded: Seeded) -> None:
+    before = await digest(db, seeded, "acme_confluence_target")
+    restore_id = await confluence_restore(db, seeded)
+    await restore(db, seeded, restore_id, destination="acme_confluence_target")
+    assert await digest(db, seeded, "acme_confluence_target") != before
+
+    assert await purge_restore(db, restore_id=restore_id) > 0
+    assert await digest(db, seeded, "acme_confluence_target") == before
+    assert await access_reviews(db, restore_id) == []
+
+
+async def test_pages_whose_parent_comes_later_are_linked(
+    db: Database, seeded: Seeded, tmp_path: Path
+) -> None:
+    """Export is in ID order; a page moved under a newer page points forwards in the archive."""
+    source = seeded.info.instances["acme_confluence"]
+    page = ConfluencePage.__table__  # type: ignore[attr-defined]
+    roots = await rows(
+        db,
+        select(page.c.id, page.c.space_id)
+        .where(page.c.instance_id == source, page.c.parent_id.is_(None))
+        .order_by(page.c.id),
+    )
+    moved, space_id = roots[0]
+    newest = await rows(
+        db,
+        select(page.c.id)
+        .where(page.c.space_id == space_id, page.c.parent_id.is_not(None))
+        .order_by(page.c.id.desc())
+        .limit(1),
+    )
+    async with db.transaction() as session:
+        move = update(page).where(page.c.id == moved).values(parent_id=newest[0][0])
+        await (await session.connection()).execute(move)
+    archive = tmp_path / "moved.zip"
+    await export(db, source, archive, include_personal_spaces=True)
+
+    empty = await new_confluence_site(db, seeded)
+    restore_id = await confluence_restore(db, seeded)
+    with ArchiveReader(archive, max_expansion_bytes=LIMIT) as reader:
+        await restore_archive(
+            db,
+            reader,
+            restore_id=restore_id,
+            organization_id=seeded.info.organizations["acme"],
+            destination=empty,
+            include_attachments=True,
+            include_users_and_groups=True,
+            chunk_size=100,
+            on_progress=Progress(),
+            should_stop=never_stop,
+        )
+    assert empty.id is not None
+    assert await content_digest(db, empty.id) == await content_digest(db, source)
+
+
+async def new_confluence_site(db: Database, seeded: Seeded) -> ProductInstance:
+    site = ProductInstance(
+        organization_id=seeded.info.organizations["acme"],
+        product=ProductKey.CONFLUENCE,
+        name="Empty Confluence",
+        url="https://empty.example.net/wiki",
+    )
+    async with db.transaction() as session:
+        session.add(site)
+    return site
+
+
+# --- Planning ------------------------------------------------------------------------
+
+
+async def test_plan_matches_what_the_restore_then_does(db: Database, seeded: Seeded) -> None:
+    target = await instance(db, seeded.info.instances["acme_confluence_target"])
+    with ArchiveReader(seeded.confluence_archive, max_expansion_bytes=LIMIT) as reader:
+        plan = await plan_restore(
+            db, reader, destination=target, include_attachments=True, include_users_and_groups=True
+        )
+        total = reader.manifest.total_records
+    assert plan.skipped_spaces == ["HR", "MKT"]
+    assert plan.destination_empty is False
+    assert plan.items_total == total
+    assert sorted(plan.groups_with_access) == [
+        ("confluence-admins", "CONFLUENCE"),
+        ("confluence-users", "CONFLUENCE"),
+        ("writers", "CONFLUENCE"),
+    ]
+    assert 0 < plan.attachments < 60 and plan.attachment_bytes > 0
+
+    result = await restore(
+        db, seeded, await confluence_restore(db, seeded), destination="acme_confluence_target"
+    )
+    assert plan.entity_counts == result.entity_counts
+    assert plan.attachments == result.entity_counts["attachments"]
+    pending = await count(db, AccessReview, status=AccessReviewStatus.PENDING.value)
+    assert pending == result.access_reviews == len(plan.groups_with_access)
+
+
+async def test_plan_for_the_empty_sandbox(db: Database, seeded: Seeded) -> None:
+    sandbox = await instance(db, seeded.info.instances["acme_jira_sandbox"])
+    with ArchiveReader(seeded.jira_archive, max_expansion_bytes=LIMIT) as reader:
+        plan = await plan_restore(
+            db,
+            reader,
+            destination=sandbox,
+            include_attachments=False,
+            include_users_and_groups=True,
+        )
+        counts = reader.manifest.entity_counts
+    assert plan.destination_empty is True
+    assert plan.skipped_spaces == []
+    assert plan.attachments == plan.attachment_bytes == 0
+    assert plan.entity_counts == {name: n for name, n in counts.items() if name != "attachments"}
+    assert len(plan.groups_with_access) == 4
+    assert plan.items_total == sum(plan.entity_counts.values())
