@@ -48,7 +48,9 @@ class CancelRestorePayload:
 class PreviewAccessReview:
     group_name: str
     product: ProductKey
-    billable_users_added: int | None
+    billable_users_added: int = strawberry.field(
+        description="Users who would become billable if this review alone were approved."
+    )
 
 
 @strawberry.type(description="What a restore would do, without doing it.")
@@ -97,7 +99,11 @@ async def restore_preview(info: Info[Any, None], input: StartRestoreInput) -> Re
         attachment_bytes=plan.attachment_bytes if plan else 0,
         destination_empty=plan.destination_empty if plan else None,
         access_reviews=[
-            PreviewAccessReview(group_name=name, product=product, billable_users_added=None)
+            PreviewAccessReview(
+                group_name=name,
+                product=ProductKey(product),
+                billable_users_added=preview.billing.get((name, product), 0),
+            )
             for name, product in (plan.groups_with_access if plan else [])
         ],
         errors=[UserError.from_error(e) for e in preview.errors],

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass, field
-from typing import Any
 
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -22,6 +22,7 @@ from recoverly.models import (
 from recoverly.products.archive_reader import ArchiveReader
 from recoverly.products.restore_engine import RestorePlan, plan_restore
 from recoverly.services import audit, operations
+from recoverly.services.access import billable_accounts
 from recoverly.services.archives import local_archive
 from recoverly.services.errors import ErrorCode, ServiceError, not_found
 from recoverly.services.locations import availability
@@ -55,7 +56,7 @@ class Preview:
     plan: RestorePlan | None = None
     backup: Backup | None = None
     destination: ProductInstance | None = None
-    billing: list[dict[str, Any]] = field(default_factory=list)
+    billing: dict[tuple[str, str], int] = field(default_factory=dict)
 
 
 async def check_request(
@@ -214,4 +215,36 @@ async def preview_restore(runtime: Runtime, scope: Scope, request: RestoreReques
                 include_attachments=request.include_attachments,
                 include_users_and_groups=request.include_users_and_groups,
             )
+            if preview.plan.groups_with_access:
+                members = await asyncio.to_thread(archived_group_members, reader)
+                preview.billing = await _billing_impact(
+                    runtime, checked.destination, preview.plan, members
+                )
     return preview
+
+
+def archived_group_members(reader: ArchiveReader) -> dict[str, set[str]]:
+    """Group name -> account IDs of its members, as the archive holds them."""
+    accounts = {r["id"]: r["account_id"] for r in reader.records("directory/users.jsonl")}
+    names = {r["id"]: r["name"] for r in reader.records("directory/groups.jsonl")}
+    members: dict[str, set[str]] = {name: set() for name in names.values()}
+    for record in reader.records("directory/group_memberships.jsonl"):
+        members[names[record["group_id"]]].add(accounts[record["user_id"]])
+    return members
+
+
+async def _billing_impact(
+    runtime: Runtime,
+    destination: ProductInstance,
+    plan: RestorePlan,
+    members: dict[str, set[str]],
+) -> dict[tuple[str, str], int]:
+    """For each review the restore would create: users that approving it alone would add."""
+    impact = {}
+    async with runtime.db.session() as session:
+        for group, product in plan.groups_with_access:
+            billable = await billable_accounts(
+                session, organization_id=destination.organization_id, product=ProductKey(product)
+            )
+            impact[(group, product)] = len(members.get(group, set()) - billable)
+    return impact

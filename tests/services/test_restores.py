@@ -119,11 +119,16 @@ async def test_jira_restore_into_empty_sandbox_yields_the_source(site: Deploymen
     backup = await latest_backup(site, "acme_jira")
     preview = await site.gql(
         """query($input: StartRestoreInput!) { restorePreview(input: $input) {
-            entityCounts itemsTotal destinationEmpty errors { code } } }""",
+            entityCounts itemsTotal destinationEmpty errors { code }
+            accessReviews { groupName product billableUsersAdded } } }""",
         {"input": restore_input(site, backup, "acme_jira_sandbox")},
     )
     assert preview["restorePreview"]["errors"] == []
     assert preview["restorePreview"]["destinationEmpty"] is True
+    reviews = preview["restorePreview"]["accessReviews"]
+    assert len(reviews) >= 3 and {r["product"] for r in reviews} == {"JIRA"}
+    # Members of a group with applied access in the source are billable already.
+    assert [r["billableUsersAdded"] for r in reviews] == [0] * len(reviews)
     started = await start(site, backup, "acme_jira_sandbox")
     assert started["errors"] == []
     events = await follow(site, started["restore"]["id"])
