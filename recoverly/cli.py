@@ -1,10 +1,16 @@
-"""Command line: ``recoverly serve``, ``recoverly worker`` and ``recoverly backup inspect``."""
+"""Command line: ``recoverly serve``, ``recoverly worker``, ``recoverly health`` and
+``recoverly backup inspect``."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import json
+import logging
+import signal
 import sys
+import time
+import urllib.request
 from pathlib import Path
 
 from recoverly.settings import Settings, get_settings
@@ -20,6 +26,19 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--demo", action="store_true", help="seed the demo organizations once")
     serve.add_argument("--demo-scale", type=int, default=1, help="multiply the demo's data sizes")
 
+    worker = commands.add_parser(
+        "worker", help="run queue jobs (RECOVERLY_JOB_RUNNER=queue, PostgreSQL); no API"
+    )
+    worker.add_argument(
+        "--concurrency", type=int, help="jobs at a time (RECOVERLY_JOB_CONCURRENCY)"
+    )
+
+    health = commands.add_parser("health", help="exit 0 if this container's process is healthy")
+    health.add_argument(
+        "--worker", action="store_true", help="check the worker's liveness file, not /healthz"
+    )
+    health.add_argument("--max-age", type=float, default=30.0, help="liveness file age limit (s)")
+
     backup = commands.add_parser("backup", help="backup archive tools")
     backup_commands = backup.add_subparsers(dest="backup_command", required=True)
     inspect = backup_commands.add_parser("inspect", help="print a manifest, verify checksums")
@@ -30,6 +49,10 @@ def main(argv: list[str] | None = None) -> int:
     settings = get_settings()
     if args.command == "serve":
         return _serve(settings, args)
+    if args.command == "worker":
+        return _worker(settings, args)
+    if args.command == "health":
+        return _health(settings, args)
     return _inspect(settings, args)
 
 
@@ -51,12 +74,51 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def _worker(settings: Settings, args: argparse.Namespace) -> int:
+    if settings.job_runner != "queue":
+        print("recoverly worker needs RECOVERLY_JOB_RUNNER=queue (and PostgreSQL)", file=sys.stderr)
+        return 2
+    if args.concurrency is not None:
+        settings = settings.model_copy(update={"job_concurrency": args.concurrency})
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    logging.getLogger("procrastinate").setLevel(logging.WARNING)
+    return asyncio.run(_run_worker(settings))
+
+
+async def _run_worker(settings: Settings) -> int:
+    from recoverly.services.system import run_worker
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    return await run_worker(settings, stop)
+
+
+def _health(settings: Settings, args: argparse.Namespace) -> int:
+    """For container health checks: the API's ``/healthz``, or a worker's liveness file."""
+    if args.worker:
+        path = settings.worker_heartbeat_file
+        try:
+            beat = json.loads(path.read_text()) if path else None
+        except (OSError, ValueError):
+            beat = None
+        healthy = beat is not None and time.time() - beat["at"] < args.max_age
+        return 0 if healthy else 1
+    url = f"http://127.0.0.1:{settings.port}/healthz"
+    try:
+        with urllib.request.urlopen(url, timeout=5) as response:
+            return 0 if response.status == 200 else 1
+    except OSError:
+        return 1
+
+
 async def _seed(settings: Settings, scale: int, graphql_url: str) -> None:
     from recoverly.demo import seed_demo, seed_demo_backups
-    from recoverly.services.system import build_runtime
+    from recoverly.services.system import build_runtime, migrate_database
 
     runtime = build_runtime(settings)
-    await runtime.db.migrate()
+    await migrate_database(runtime.db)
     try:
         info = await seed_demo(
             runtime.db,

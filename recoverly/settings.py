@@ -25,6 +25,13 @@ class Settings(BaseSettings):
     job_concurrency: int = 2
     job_poll_seconds: float = 0.5
     job_stale_seconds: float = 30.0
+    # Scale-out (job_runner "queue"): procrastinate workers on PostgreSQL; job_stale_seconds
+    # is how long a worker may miss heartbeats before its jobs are queued again.
+    event_bus: str = "auto"  # "memory" or "postgres"; auto: postgres with the queue runner
+    queue_heartbeat_seconds: float = 10.0
+    queue_stalled_check_seconds: int = 10
+    worker_shutdown_seconds: float = 20.0
+    worker_heartbeat_file: Path | None = None
     backup_max_attempts: int = 3
     retry_backoff_seconds: float = 2.0
     scheduler_interval_seconds: float = 30.0

@@ -1,8 +1,10 @@
-"""Real server processes for crash tests: start ``recoverly serve``, kill it with SIGKILL."""
+"""Real processes for crash and scale-out tests: ``recoverly serve`` and ``recoverly worker``,
+started on loopback and killed with SIGKILL."""
 
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import socket
@@ -20,11 +22,22 @@ def free_port() -> int:
 
 
 class ServerProcess:
-    """``recoverly serve`` in its own process, on a free loopback port."""
+    """``recoverly serve`` in its own process, on a free loopback port; ``env`` adds to (or
+    overrides) the environment, e.g. ``RECOVERLY_JOB_RUNNER=queue`` for an API replica."""
 
-    def __init__(self, *, data_dir: Path, database_url: str, log_name: str = "server") -> None:
+    command = "serve"
+
+    def __init__(
+        self,
+        *,
+        data_dir: Path,
+        database_url: str,
+        log_name: str = "server",
+        env: dict[str, str] | None = None,
+    ) -> None:
         self.data_dir = data_dir
         self.database_url = database_url
+        self.env = env or {}
         self.port = free_port()
         self.log_path = data_dir / f"{log_name}-{self.port}.log"
         self.process: asyncio.subprocess.Process | None = None
@@ -33,39 +46,55 @@ class ServerProcess:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
+    @property
+    def ws_url(self) -> str:
+        return f"ws://127.0.0.1:{self.port}/graphql"
+
+    @property
+    def pid(self) -> int:
+        assert self.process is not None
+        return self.process.pid
+
+    def arguments(self) -> list[str]:
+        return ["--port", str(self.port)]
+
     async def start(self) -> None:
         env = {
             **os.environ,
             "RECOVERLY_DATA_DIR": str(self.data_dir),
             "RECOVERLY_DATABASE_URL": self.database_url,
             "RECOVERLY_JOB_POLL_SECONDS": "0.05",
+            **self.env,
         }
         with self.log_path.open("ab") as log:
             self.process = await asyncio.create_subprocess_exec(
                 sys.executable,
                 "-m",
                 "recoverly.cli",
-                "serve",
-                "--port",
-                str(self.port),
+                self.command,
+                *self.arguments(),
                 env=env,
                 stdout=log,
                 stderr=subprocess.STDOUT,
             )
-        await self._wait_healthy()
+        await self._wait_ready()
 
-    async def _wait_healthy(self) -> None:
+    async def _wait_ready(self) -> None:
         assert self.process is not None
         async with httpx.AsyncClient(base_url=self.url) as client, asyncio.timeout(60):
             while True:
-                if self.process.returncode is not None:
-                    raise RuntimeError(f"server exited:\n{self.log_path.read_text()}")
+                self._check_alive()
                 try:
                     if (await client.get("/healthz")).status_code == 200:
                         return
                 except httpx.TransportError:
                     pass
                 await asyncio.sleep(0.1)
+
+    def _check_alive(self) -> None:
+        assert self.process is not None
+        if self.process.returncode is not None:
+            raise RuntimeError(f"{self.command} exited:\n{self.log_path.read_text()}")
 
     async def kill(self) -> None:
         """SIGKILL: no shutdown handler runs, as in a crash."""
@@ -83,3 +112,39 @@ class ServerProcess:
         except TimeoutError:
             self.process.kill()
             await self.process.wait()
+
+
+class WorkerProcess(ServerProcess):
+    """``recoverly worker`` (queue mode) in its own process; ready once its liveness file
+    names its procrastinate workers."""
+
+    command = "worker"
+
+    def __init__(
+        self,
+        *,
+        data_dir: Path,
+        database_url: str,
+        log_name: str = "worker",
+        env: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(data_dir=data_dir, database_url=database_url, log_name=log_name, env=env)
+        self.beat_path = data_dir / f"{log_name}-{self.port}.alive.json"
+        self.env = {"RECOVERLY_WORKER_HEARTBEAT_FILE": str(self.beat_path), **self.env}
+
+    def arguments(self) -> list[str]:
+        return []
+
+    @property
+    def worker_ids(self) -> list[int]:
+        """procrastinate's IDs of this process's workers (from its liveness file)."""
+        try:
+            return list(json.loads(self.beat_path.read_text())["worker_ids"])
+        except (OSError, ValueError):
+            return []
+
+    async def _wait_ready(self) -> None:
+        async with asyncio.timeout(60):
+            while len(self.worker_ids) < 2:
+                self._check_alive()
+                await asyncio.sleep(0.1)
