@@ -29,7 +29,6 @@ from recoverly.products.archive import ArchiveError
 from recoverly.products.archive_reader import ArchiveReader
 from recoverly.products.entities import EntitySpec, purge_order
 from recoverly.products.restore_plan import (
-    BulkInsert,
     Outcome,
     Resolver,
     RestorePlan,
@@ -37,8 +36,8 @@ from recoverly.products.restore_plan import (
     plan_restore,
     record_count,
     restore_specs,
-    row_of,
 )
+from recoverly.products.restore_rows import BulkInsert, row_of
 
 __all__ = [
     "RestoreIncompleteError",
