@@ -8,7 +8,8 @@
 4. Peak RSS of the export in child processes for N/4 and N entities (50,000 and 200,000 by
    default): memory should stay flat, so the ratio should be about 1.
 
-Usage: ``.venv/bin/python bench/backup_throughput.py [--entities N] [--repeat R]``.
+Usage: ``.venv/bin/python bench/backup_throughput.py [--entities N] [--repeat R]``
+(R timed runs, default 3, each export followed by its baseline; the best of each is shown).
 Temporary files live in a temporary directory removed at the end.
 """
 
@@ -20,20 +21,22 @@ import json
 import sqlite3
 import sys
 import tempfile
-import time
 import zipfile
 from pathlib import Path
 from typing import Any
 
 from common import (
+    Timing,
     child_spec,
+    code_version,
+    comparison_rows,
     current_rss_mib,
     peak_rss_mib,
     print_rss_table,
     print_table,
-    ratio,
     reset_peak_rss,
     run_child,
+    timed,
 )
 from generate import generate_jira, plain_sqlite_path, temp_database
 
@@ -47,48 +50,47 @@ CHUNK = 2000
 SCRIPT = Path(__file__).resolve()
 
 
-async def run_export(db: Database, instance: ProductInstance, path: Path) -> tuple[float, int]:
-    """Seconds taken and entities written by ``export_instance``."""
-    started = time.perf_counter()
-    manifest = await export_instance(
-        db,
-        instance=instance,
-        path=path,
-        include_attachments=True,
-        include_users_and_groups=True,
-        include_personal_spaces=False,
-    )
-    seconds = time.perf_counter() - started
-    return seconds, sum(manifest.entity_counts.values())
+async def run_export(db: Database, instance: ProductInstance, path: Path) -> Timing:
+    """``export_instance`` of the instance, timed; items are the entities written."""
+    with timed() as timing:
+        manifest = await export_instance(
+            db,
+            instance=instance,
+            path=path,
+            include_attachments=True,
+            include_users_and_groups=True,
+            include_personal_spaces=False,
+        )
+    timing.items = sum(manifest.entity_counts.values())
+    return timing
 
 
-def baseline_export(db_path: Path, instance_id: int, out: Path) -> tuple[float, int]:
-    """Seconds taken and rows written by the stdlib-only JSON Lines zip (same rows, columns)."""
-    started = time.perf_counter()
-    written = 0
-    connection = sqlite3.connect(db_path)
-    try:
-        with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_DEFLATED) as archive:
-            for spec in entities_for(ProductKey.JIRA.value):
-                columns = ["id", *spec.fields, *spec.references]
-                if spec.blob_column:
-                    columns.append(spec.blob_column)
-                cursor = connection.execute(
-                    f"SELECT {', '.join(columns)} FROM {spec.table.name} "
-                    "WHERE instance_id = ? ORDER BY id",
-                    (instance_id,),
-                )
-                if spec.blob_column:
-                    written += _blobs_member(archive, cursor, columns, spec.member)
-                    continue
-                with archive.open(spec.member, "w", force_zip64=True) as member:
-                    while rows := cursor.fetchmany(CHUNK):
-                        lines = [json.dumps(dict(zip(columns, row, strict=True))) for row in rows]
-                        member.write(("\n".join(lines) + "\n").encode())
-                        written += len(rows)
-    finally:
-        connection.close()
-    return time.perf_counter() - started, written
+def baseline_export(db_path: Path, instance_id: int, out: Path) -> Timing:
+    """The stdlib-only JSON Lines zip of the same rows and columns, timed."""
+    with timed() as timing:
+        connection = sqlite3.connect(db_path)
+        try:
+            with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+                for spec in entities_for(ProductKey.JIRA.value):
+                    columns = ["id", *spec.fields, *spec.references]
+                    if spec.blob_column:
+                        columns.append(spec.blob_column)
+                    cursor = connection.execute(
+                        f"SELECT {', '.join(columns)} FROM {spec.table.name} "
+                        "WHERE instance_id = ? ORDER BY id",
+                        (instance_id,),
+                    )
+                    if spec.blob_column:
+                        timing.items += _blobs_member(archive, cursor, columns, spec.member)
+                        continue
+                    with archive.open(spec.member, "w", force_zip64=True) as member:
+                        while rows := cursor.fetchmany(CHUNK):
+                            lines = [json.dumps(dict(zip(columns, r, strict=True))) for r in rows]
+                            member.write(("\n".join(lines) + "\n").encode())
+                            timing.items += len(rows)
+        finally:
+            connection.close()
+    return timing
 
 
 def _blobs_member(
@@ -117,13 +119,13 @@ async def child(spec: dict[str, Any]) -> None:
     setup_peak = peak_rss_mib()
     reset = reset_peak_rss()
     before = current_rss_mib()
-    seconds, entities = await run_export(db, instance, Path(spec["out"]))
+    timing = await run_export(db, instance, Path(spec["out"]))
     peak = peak_rss_mib()
     await db.dispose()
     await asyncio.to_thread(Path(spec["out"]).unlink, missing_ok=True)
     result = {
-        "entities": entities,
-        "seconds": seconds,
+        "entities": timing.items,
+        "seconds": timing.wall,
         "setup_peak_mib": setup_peak,
         "peak_reset": reset,
         "rss_before_mib": before,
@@ -134,6 +136,7 @@ async def child(spec: dict[str, Any]) -> None:
 
 async def main(args: argparse.Namespace) -> None:
     n = args.entities
+    print(f"code: {code_version()}")
     with tempfile.TemporaryDirectory(prefix="recoverly-bench-backup-") as tmp:
         work = Path(tmp)
         async with temp_database(work, name="source") as db:
@@ -141,34 +144,23 @@ async def main(args: argparse.Namespace) -> None:
             print(f"generated {site.total:,} entities in {site.seconds:.1f} s ({site.counts})")
             db_path = plain_sqlite_path(db)
 
-            rows = []
+            pairs, sizes_mib = [], (0.0, 0.0)
             for attempt in range(1, args.repeat + 1):
-                out = work / f"export-{attempt}.zip"
-                seconds, exported = await run_export(db, site.instance, out)
-                size = out.stat().st_size
-                out.unlink()
-                base_out = work / f"baseline-{attempt}.zip"
-                base_seconds, base_rows = await asyncio.to_thread(
+                out, base_out = work / f"export-{attempt}.zip", work / f"baseline-{attempt}.zip"
+                export = await run_export(db, site.instance, out)
+                baseline = await asyncio.to_thread(
                     baseline_export, db_path, site.instance_id, base_out
                 )
-                base_size = base_out.stat().st_size
+                pairs.append((export, baseline))
+                sizes_mib = (out.stat().st_size / 2**20, base_out.stat().st_size / 2**20)
+                out.unlink()
                 base_out.unlink()
-                rows.append(
-                    (
-                        f"run {attempt}",
-                        exported / seconds,
-                        base_rows / base_seconds,
-                        ratio(exported / seconds, base_rows / base_seconds),
-                        seconds,
-                        base_seconds,
-                        f"{size / 2**20:.1f}/{base_size / 2**20:.1f}",
-                    )
-                )
             print_table(
-                f"Backup throughput, {exported:,} entities (SQLite)",
+                f"Backup throughput, {pairs[0][0].items:,} entities on SQLite "
+                f"(zip: export {sizes_mib[0]:.1f} MiB, baseline {sizes_mib[1]:.1f} MiB)",
                 ["", "export ent/s", "baseline ent/s", "export/baseline", "export s",
-                 "baseline s", "zip MiB e/b"],
-                rows,
+                 "baseline s", "export cpu s", "baseline cpu s"],
+                comparison_rows("SQLite", pairs),
             )  # fmt: skip
 
             sizes = sorted({max(1000, n // 4), n})
@@ -195,7 +187,7 @@ async def main(args: argparse.Namespace) -> None:
 def parse(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--entities", type=int, default=200_000, help="default 200,000")
-    parser.add_argument("--repeat", type=int, default=1, help="timed runs (default 1)")
+    parser.add_argument("--repeat", type=int, default=3, help="timed runs (default 3)")
     return parser.parse_args(argv)
 
 

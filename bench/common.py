@@ -2,20 +2,90 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import resource
 import subprocess
 import sys
+import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 CHILD_FLAG = "--child"
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def code_version() -> str:
+    """Short hashes of the files measured (they change while people work on them)."""
+    parts = []
+    for name in ("export.py", "archive_writer.py", "restore_engine.py", "archive_reader.py"):
+        data = (ROOT / "recoverly" / "products" / name).read_bytes()
+        parts.append(f"{name.removesuffix('.py')} {hashlib.sha256(data).hexdigest()[:10]}")
+    return ", ".join(parts)
+
+
+@dataclass
+class Timing:
+    """Wall-clock and process CPU seconds (all threads) of one measured run, and its items."""
+
+    wall: float = 0.0
+    cpu: float = 0.0
+    items: int = 0
+
+    @property
+    def rate(self) -> float:
+        return self.items / self.wall if self.wall else 0.0
+
+
+class timed:
+    """``with timed() as t: ...`` fills ``t.wall`` and ``t.cpu``; set ``t.items`` yourself."""
+
+    def __enter__(self) -> Timing:
+        self.timing = Timing()
+        self._wall, self._cpu = time.perf_counter(), time.process_time()
+        return self.timing
+
+    def __exit__(self, *exc: object) -> None:
+        self.timing.wall = time.perf_counter() - self._wall
+        self.timing.cpu = time.process_time() - self._cpu
+
+
+def comparison_rows(
+    label: str, pairs: list[tuple[Timing, Timing]], extra: Sequence[Any] = ()
+) -> list[list[Any]]:
+    """One row per run (subject, baseline) plus, with several runs, a row of the best times."""
+    rows = [
+        [f"{label} run {n}", s.rate, b.rate, ratio(s.rate, b.rate), s.wall, b.wall,
+         s.cpu, b.cpu, *extra]
+        for n, (s, b) in enumerate(pairs, 1)
+    ]  # fmt: skip
+    if len(pairs) > 1:
+        s = min((p[0] for p in pairs), key=lambda t: t.wall)
+        b = min((p[1] for p in pairs), key=lambda t: t.wall)
+        rows.append(
+            [f"{label} best", s.rate, b.rate, ratio(s.rate, b.rate), s.wall, b.wall,
+             s.cpu, b.cpu, *extra]
+        )  # fmt: skip
+    return rows
 
 
 def peak_rss_mib() -> float:
-    """This process's peak resident set size so far (Linux reports ``ru_maxrss`` in KiB)."""
+    """This process's peak resident set size so far (``VmHWM``), in MiB.
+
+    Not ``ru_maxrss``: after ``exec`` it starts at the peak of the process that was replaced,
+    and ``subprocess`` forks (vfork) from the parent, so a child's ``ru_maxrss`` (and
+    ``RUSAGE_CHILDREN``) is never below the parent's peak RSS at spawn time.
+    """
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 

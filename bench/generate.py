@@ -116,16 +116,18 @@ async def create_instance(
     db: Database, organization_id: int, *, name: str, product: ProductKey = ProductKey.JIRA
 ) -> ProductInstance:
     """A new, empty product instance with a unique URL."""
-    row = {
-        "organization_id": organization_id,
-        "product": product.value,
-        "name": name,
-        "url": f"https://bench-{uuid.uuid4().hex[:12]}.example.net",
-        "created_at": utcnow(),
-    }
+    instance = ProductInstance(
+        organization_id=organization_id,
+        product=product,
+        name=name,
+        url=f"https://bench-{uuid.uuid4().hex[:12]}.example.net",
+        created_at=utcnow(),
+    )
+    row = instance.model_dump(exclude={"id"})
+    row["product"] = product.value
     async with db.engine.begin() as conn:
-        (instance_id,) = await insert_rows(conn, ProductInstance, [row], returning=True)
-    return ProductInstance(id=instance_id, **row)
+        (instance.id,) = await insert_rows(conn, ProductInstance, [row], returning=True)
+    return instance
 
 
 async def generate_jira(
@@ -146,6 +148,8 @@ async def generate_jira(
     async with db.engine.begin() as conn:
         accounts = await _directory(conn, rng, instance.id, counts)
         await _jira(conn, rng, instance.id, counts, accounts)
+    if db.is_sqlite:
+        await db.dispose()  # closing the last connection checkpoints and removes the WAL
     return GeneratedSite(organization_id, instance, counts, time.perf_counter() - started)
 
 
