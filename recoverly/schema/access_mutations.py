@@ -11,7 +11,7 @@ from recoverly import models
 from recoverly.resolvers.mutations import attempt, require_id
 from recoverly.schema.access import AccessReview, Group
 from recoverly.schema.enums import ProductKey
-from recoverly.schema.errors import UserError
+from recoverly.schema.errors import UserError, user_errors
 from recoverly.services import access
 
 
@@ -56,7 +56,7 @@ async def _decide(
         reviews=[AccessReview.from_row(r) for r in outcome.value]
         if outcome.value is not None
         else None,
-        errors=[UserError.from_error(e) for e in outcome.errors],
+        errors=user_errors(outcome.errors),
     )
 
 
@@ -77,7 +77,7 @@ async def _set_access(
     outcome = await attempt(change())
     return ProductAccessPayload(
         group=Group.from_row(outcome.value) if outcome.value else None,
-        errors=[UserError.from_error(e) for e in outcome.errors],
+        errors=user_errors(outcome.errors),
     )
 
 

@@ -12,7 +12,7 @@ from recoverly import models
 from recoverly.resolvers.mutations import attempt, require_id
 from recoverly.schema.backups import Backup, BackupPolicy
 from recoverly.schema.enums import Schedule, StorageMode
-from recoverly.schema.errors import UserError
+from recoverly.schema.errors import UserError, user_errors
 from recoverly.services import backups, policies
 
 
@@ -110,7 +110,7 @@ class BackupMutations:
         outcome = await attempt(create())
         return BackupPolicyPayload(
             policy=BackupPolicy.from_row(outcome.value) if outcome.value else None,
-            errors=[UserError.from_error(e) for e in outcome.errors],
+            errors=user_errors(outcome.errors),
         )
 
     @strawberry.mutation(description="Activate or deactivate a backup policy.")
@@ -132,7 +132,7 @@ class BackupMutations:
         outcome = await attempt(toggle())
         return BackupPolicyPayload(
             policy=BackupPolicy.from_row(outcome.value) if outcome.value else None,
-            errors=[UserError.from_error(e) for e in outcome.errors],
+            errors=user_errors(outcome.errors),
         )
 
     @strawberry.mutation(description="Back up one site now.")
@@ -154,5 +154,5 @@ class BackupMutations:
         outcome = await attempt(run())
         return RunBackupPayload(
             backup=Backup.from_row(outcome.value) if outcome.value else None,
-            errors=[UserError.from_error(e) for e in outcome.errors],
+            errors=user_errors(outcome.errors),
         )

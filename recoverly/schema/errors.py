@@ -17,3 +17,7 @@ class UserError:
     @classmethod
     def from_error(cls, error: errors.ServiceError) -> UserError:
         return cls(code=error.code, message=error.message, field=error.field)
+
+
+def user_errors(errors: list[errors.ServiceError]) -> list[UserError]:
+    return [UserError.from_error(error) for error in errors]

@@ -12,7 +12,7 @@ from recoverly import models
 from recoverly.resolvers.mutations import attempt, require_id
 from recoverly.schema.backups import Backup
 from recoverly.schema.enums import ProductKey
-from recoverly.schema.errors import UserError
+from recoverly.schema.errors import UserError, user_errors
 from recoverly.schema.organizations import ProductInstance
 from recoverly.schema.restores import Restore
 from recoverly.services import restores
@@ -106,7 +106,7 @@ async def restore_preview(info: Info[Any, None], input: StartRestoreInput) -> Re
             )
             for name, product in (plan.groups_with_access if plan else [])
         ],
-        errors=[UserError.from_error(e) for e in preview.errors],
+        errors=user_errors(preview.errors),
     )
 
 
@@ -126,7 +126,7 @@ class RestoreMutations:
         outcome = await attempt(start())
         return StartRestorePayload(
             restore=Restore.from_row(outcome.value) if outcome.value else None,
-            errors=[UserError.from_error(e) for e in outcome.errors],
+            errors=user_errors(outcome.errors),
         )
 
     @strawberry.mutation(description="Cancel a restore; what it restored so far is removed.")
@@ -145,5 +145,5 @@ class RestoreMutations:
         outcome = await attempt(cancel())
         return CancelRestorePayload(
             restore=Restore.from_row(outcome.value) if outcome.value else None,
-            errors=[UserError.from_error(e) for e in outcome.errors],
+            errors=user_errors(outcome.errors),
         )
