@@ -38,7 +38,7 @@ class Settings(BaseSettings):
     internal_retention_days: int = 14
 
     archive_max_expansion_bytes: int = Field(default=20 * 1024**3)
-    restore_chunk_size: int = 2000
+    restore_chunk_size: int = 5000
 
     max_query_depth: int = 12
     max_query_tokens: int = 4000

@@ -3,12 +3,16 @@
 Every byte read is hashed and counted: a member that grows past the size its manifest declares
 or past the expansion limit is stopped mid-stream, and a checksum or size mismatch raises
 ``ArchiveError`` at the end of the member. Call ``verify()`` before changing anything.
+Records are decoded a batch of lines at a time; ``RecordChunks`` hands them out in chunks read
+in a worker thread, ahead of the caller.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import hashlib
+import itertools
 import json
 import struct
 import zipfile
@@ -31,6 +35,12 @@ from recoverly.products.archive import (
 
 MAX_MANIFEST_BYTES = 256 * 1024 * 1024
 MAX_RECORD_BYTES = 64 * 1024 * 1024
+DECODE_BATCH = 2000  # records decoded at a time: bounds the dicts held beyond the caller's
+Record = dict[str, Any]
+_Chunk = tuple[int, list[Record]]  # (index of the first record, records)
+# json.loads's own C scanner, without its Python layers: (text, start) -> (value, end).
+_scan: Callable[[str, int], tuple[Any, int]]
+_scan = json.JSONDecoder().scan_once  # type: ignore[attr-defined]
 
 # What zipfile and zlib raise on damaged input; all of it becomes ArchiveError.
 _ZIP_ERRORS = (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, struct.error, zlib.error)
@@ -102,12 +112,23 @@ class ArchiveReader:
 
     def iter_records(self, member: str, *, start: int = 0) -> Iterator[tuple[int, dict[str, Any]]]:
         """Yield ``(index, record)`` from index ``start`` on; skipped lines are still hashed."""
+        for first, records in self.iter_batches(member, start=start):
+            yield from zip(itertools.count(first), records)
+
+    def iter_batches(self, member: str, *, start: int = 0) -> Iterator[tuple[int, list[Record]]]:
+        """``iter_records`` a list at a time: ``(index of the first, records)``, consecutive,
+        up to ``DECODE_BATCH`` records each (so memory stays bounded)."""
         info = self._info(member)
         index = 0
-        for line in self._lines(member):
-            if index >= start:
-                yield index, _decode(line, member, index)
-            index += 1
+        for lines in self._line_batches(member):
+            for first in range(max(0, start - index), len(lines), DECODE_BATCH):
+                batch = lines[first : first + DECODE_BATCH]
+                records, error = _decode_all(batch, member, index + first)
+                if records:
+                    yield index + first, records
+                if error is not None:
+                    raise error
+            index += len(lines)
         if info.records is not None and index != info.records:
             raise _count_mismatch(member, info, index)
 
@@ -211,8 +232,10 @@ class ArchiveReader:
         except _READ_ERRORS as exc:
             raise ArchiveError(f"member {name} is corrupt: {exc}") from exc
 
-    def _lines(self, name: str) -> Iterator[bytes]:
-        """Split a member into lines without holding more than one line and one chunk."""
+    def _line_batches(self, name: str) -> Iterator[list[bytes]]:
+        """A member's complete lines, a list per inflated chunk: never more than one chunk and
+        one line in memory, and the stream's checks run exactly where a line-by-line reader's
+        would."""
         parts: list[bytes] = []
         pending = 0
         with contextlib.closing(self._stream(name)) as chunks:
@@ -221,13 +244,114 @@ class ArchiveReader:
                 if len(lines) > 1:
                     lines[0] = b"".join([*parts, lines[0]])
                     parts, pending = [], 0
-                    yield from lines[:-1]
+                    yield lines[:-1]
                 parts.append(lines[-1])
                 pending += len(lines[-1])
                 if pending > MAX_RECORD_BYTES:
                     raise ArchiveError(f"a record in {name} is over {MAX_RECORD_BYTES} bytes")
         if pending:
-            yield b"".join(parts)
+            yield [b"".join(parts)]
+
+
+class RecordChunks:
+    """A member's records in chunks ``(index of the first, records)``, read in a worker thread.
+
+    With ``ahead``, the next chunk is read while the caller writes this one: inflating, hashing
+    and the database's own work release the GIL, so they overlap. A chunk ends after ``size``
+    records, or once the records' declared ``size`` (attachments) reaches ``max_bytes``. A read
+    in flight is never abandoned: a generator cannot be closed while a thread runs it, so
+    ``close()`` waits for it, even after a cancellation, then closes the batches.
+    """
+
+    def __init__(
+        self,
+        batches: Iterator[tuple[int, list[Record]]],
+        *,
+        size: int,
+        max_bytes: int | None = None,
+        ahead: bool,
+    ) -> None:
+        self._batches, self._size, self._max_bytes = batches, max(1, size), max_bytes
+        self._ahead = ahead
+        self._pending: asyncio.Task[tuple[_Chunk, bool]] | None = None
+        self._carry: _Chunk = (0, [])  # records read but not handed out yet
+        self.done = False
+
+    async def next(self) -> _Chunk:
+        """The next chunk (no records at the end); ``done`` tells whether more may follow."""
+        read, self._pending = self._pending or self._read(), None
+        try:
+            chunk, self.done = await asyncio.shield(read)
+        except asyncio.CancelledError:
+            self._pending = read
+            raise
+        if self._ahead and not self.done:
+            self._pending = self._read()
+        return chunk
+
+    async def close(self) -> None:
+        if self._pending is not None:
+            await asyncio.wait([self._pending])
+            if not self._pending.cancelled():
+                self._pending.exception()  # a read nobody waited for: its error is moot
+        close = getattr(self._batches, "close", None)
+        if close is not None:
+            close()
+
+    def _read(self) -> asyncio.Task[tuple[_Chunk, bool]]:
+        return asyncio.ensure_future(asyncio.to_thread(self._take))
+
+    def _take(self) -> tuple[_Chunk, bool]:
+        """The next chunk, and whether the member ends with it."""
+        first, records = self._carry
+        while (end := self._end(records)) is None:
+            batch = next(self._batches, None)
+            if batch is None:
+                self._carry = (first + len(records), [])
+                return (first, records), True
+            first, records = (first, records + batch[1]) if records else batch
+        self._carry = (first + end, records[end:])
+        return (first, records[:end]), False
+
+    def _end(self, records: list[Record]) -> int | None:
+        """How many of ``records`` make the chunk, or None if it needs more."""
+        if self._max_bytes is not None:
+            size = 0
+            for count, record in enumerate(records[: self._size], 1):
+                declared = record.get("size")
+                size += declared if isinstance(declared, int) else 0
+                if size >= self._max_bytes:
+                    return count
+        return self._size if len(records) >= self._size else None
+
+
+def _decode_all(
+    lines: list[bytes], member: str, first: int
+) -> tuple[list[Record], ArchiveError | None]:
+    """The records of consecutive lines (``first`` is the index of the first one), and the
+    error of the first line that is not a record, if any: the records before it come first.
+
+    ``json.loads`` costs more in its Python layers than in decoding a short line, so lines go
+    straight to its C scanner; a line the scanner cannot take whole and alone (an error,
+    surrounding whitespace, not an object) goes through ``_decode``, which accepts what
+    ``json.loads`` accepts and words the error.
+    """
+    records: list[Record] = []
+    append = records.append
+    for line in lines:
+        try:
+            text = line.decode()
+            record, end = _scan(text, 0)
+            if end == len(text) and type(record) is dict:
+                append(record)
+                continue
+        except (ValueError, StopIteration):  # undecodable bytes or JSON
+            pass
+        try:
+            append(_decode(line, member, first + len(records)))
+        except ArchiveError as error:
+            return records, error
+    return records, None
 
 
 def _decode(line: bytes, member: str, index: int) -> dict[str, Any]:

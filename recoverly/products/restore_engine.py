@@ -3,18 +3,18 @@
 Each chunk of records is inserted in one transaction together with the ``Restore`` row's
 checkpoint ``{"entity", "index", "items_done", "deferred", "counts"}``. A restart reads the
 checkpoint, rebuilds the ID maps from the rows tagged with ``restore_id`` and carries on, so
-a restore killed at any point ends exactly like an uninterrupted one.
+a restore killed at any point ends exactly like an uninterrupted one. The next chunk is read
+from the archive in a worker thread while this one is written (``RecordChunks``).
 """
 
 from __future__ import annotations
 
 import asyncio
-import itertools
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Dialect, bindparam, delete, func, select, update
+from sqlalchemy import bindparam, delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from recoverly.database import Database
@@ -25,19 +25,17 @@ from recoverly.models import (
     RestorePhase,
     SiteGroup,
 )
-from recoverly.products.archive import ArchiveError
-from recoverly.products.archive_reader import ArchiveReader
+from recoverly.products.archive_reader import ArchiveReader, RecordChunks
 from recoverly.products.entities import EntitySpec, purge_order
 from recoverly.products.restore_plan import (
     Outcome,
     Resolver,
     RestorePlan,
-    close_records,
     plan_restore,
     record_count,
     restore_specs,
 )
-from recoverly.products.restore_rows import BulkInsert, row_of
+from recoverly.products.restore_rows import BulkInsert, Rows, read_blobs
 
 __all__ = [
     "RestoreIncompleteError",
@@ -193,63 +191,47 @@ class _Run:
         await self.resolver.load_keys(self.db, spec)
         if start == 0:
             self.deferred = 0
-        records = self.reader.iter_records(spec.member, start=start)
+        # Attachments read their blobs from the archive too: one reader thread at a time.
+        chunks = RecordChunks(
+            self.reader.iter_batches(spec.member, start=start),
+            size=self.chunk_size,
+            max_bytes=BLOB_CHUNK_BYTES if spec.blob_column else None,
+            ahead=not spec.blob_column,
+        )
         try:
-            done = False
-            while not done:
+            while not chunks.done:
                 if await self.should_stop():
                     raise RestoreStopped(f"restore {self.restore_id} stopped at {spec.name}")
-                chunk, done = await asyncio.to_thread(self._take, records, spec)
-                if chunk:
-                    await self._chunk(spec, chunk)
+                first, records = await chunks.next()
+                if records:
+                    await self._chunk(spec, first, records)
                     await self.on_progress(spec.phase, self.items_done, self.items_total)
         finally:
-            close_records(records)
+            await chunks.close()
         if self.deferred:
             await self._fix_forward_references(spec)
             self.deferred = 0
 
-    def _take(
-        self, records: Iterator[tuple[int, dict[str, Any]]], spec: EntitySpec
-    ) -> tuple[list[tuple[int, dict[str, Any]]], bool]:
-        """The next chunk of records (bounded in bytes for attachments) and whether it ends."""
-        if not spec.blob_column:
-            chunk = list(itertools.islice(records, self.chunk_size))
-            return chunk, len(chunk) < self.chunk_size
-        chunk, size = [], 0
-        for item in records:
-            chunk.append(item)
-            declared = item[1].get("size")
-            size += declared if isinstance(declared, int) else 0
-            if len(chunk) >= self.chunk_size or size >= BLOB_CHUNK_BYTES:
-                return chunk, False
-        return chunk, True
-
-    async def _chunk(self, spec: EntitySpec, chunk: list[tuple[int, dict[str, Any]]]) -> None:
+    async def _chunk(self, spec: EntitySpec, first: int, records: list[dict[str, Any]]) -> None:
+        """Write records ``first`` on, with the checkpoint after them, in one transaction."""
+        resolved = self.resolver.resolve(spec, records)
+        blobs = None
+        if spec.blob_column and resolved.records:
+            blobs = await asyncio.to_thread(read_blobs, self.reader, spec, resolved.records)
+        rows = self._inserter(spec).rows(resolved.records, resolved.refs, blobs)
         counts = dict(self.counts.get(spec.name) or dict.fromkeys(Outcome, 0))
-        rows: list[dict[str, Any]] = []
-        links: list[tuple[str, int, int]] = []  # (column, source id, referenced source id)
-        for _, record in chunk:
-            verdict = self.resolver.classify(spec, record)
-            counts[verdict.outcome] += 1
-            if verdict.outcome is Outcome.WRITE:
-                rows.append(row_of(spec, record, verdict))
-                if verdict.deferred:
-                    links.extend((c, record["id"], record[c]) for c in verdict.deferred)
-            else:
-                self.resolver.apply(spec, record, verdict)
-        if spec.blob_column and rows:
-            await asyncio.to_thread(_add_blobs, self.reader, spec, rows)
+        for outcome, count in resolved.counts.items():
+            counts[outcome] += count
         self.counts[spec.name] = counts
-        self.items_done += len(chunk)
+        self.items_done += len(records)
         async with self.db.transaction() as session:
             conn = await session.connection()
             await self._insert(conn, spec, rows)
-            self.deferred += await self._link(conn, spec, links)
-            await self._save_checkpoint(conn, spec, next_index=chunk[-1][0] + 1)
+            self.deferred += await self._link(conn, spec, resolved.links)
+            await self._save_checkpoint(conn, spec, next_index=first + len(records))
 
     async def _link(
-        self, conn: AsyncConnection, spec: EntitySpec, links: list[tuple[str, int, int]]
+        self, conn: AsyncConnection, spec: EntitySpec, links: list[tuple[str, Any, int]]
     ) -> int:
         """Set self-references to rows of this chunk; return how many wait for later chunks."""
         ids = self.resolver.states[spec.name].ids
@@ -258,13 +240,11 @@ class _Run:
             await _set_references(conn, spec, column, pairs)
         return sum(1 for _, _, target in links if target not in ids)
 
-    async def _insert(
-        self, conn: AsyncConnection, spec: EntitySpec, rows: list[dict[str, Any]]
-    ) -> None:
-        if not rows:
+    async def _insert(self, conn: AsyncConnection, spec: EntitySpec, rows: Rows) -> None:
+        if not rows.count:
             return
         state = self.resolver.states[spec.name]
-        await self._inserter(spec, conn.dialect).run(conn, rows)
+        await self._inserter(spec).run(conn, rows)
         if spec.name not in self.resolver.tracked:
             return
         # The driver returns no IDs: read them back, above the last one this restore wrote.
@@ -273,17 +253,20 @@ class _Run:
             table.c.restore_id == self.restore_id, table.c.id > state.last_id
         )
         written = (await conn.execute(statement)).all()
-        if len(written) != len(rows):
-            raise RestoreIncompleteError(f"{spec.name}: {len(rows)} inserted, {len(written)} found")
+        if len(written) != rows.count:
+            raise RestoreIncompleteError(
+                f"{spec.name}: {rows.count} inserted, {len(written)} found"
+            )
         state.ids.update((source_id, row_id) for source_id, row_id in written)
         state.last_id = max(row_id for _, row_id in written)
 
-    def _inserter(self, spec: EntitySpec, dialect: Dialect) -> BulkInsert:
+    def _inserter(self, spec: EntitySpec) -> BulkInsert:
         inserter = self._inserts.get(spec.name)
         if inserter is None:
             constants = {"instance_id": self.destination_id, "restore_id": self.restore_id}
             if "organization_id" in spec.target.c:
                 constants["organization_id"] = self.organization_id
+            dialect = self.db.engine.dialect
             inserter = self._inserts[spec.name] = BulkInsert(spec, dialect, constants)
         return inserter
 
@@ -369,19 +352,6 @@ async def _set_references(
         update(table).where(table.c.id == bindparam("row_id")).values({column: bindparam("ref_id")})
     )
     await conn.execute(statement, [{"row_id": row, "ref_id": ref} for row, ref in pairs])
-
-
-def _add_blobs(reader: ArchiveReader, spec: EntitySpec, rows: list[dict[str, Any]]) -> None:
-    """Each attachment row's content, read (and hash-checked) from the archive."""
-    assert spec.blob_column is not None
-    for row in rows:
-        content = reader.read_blob(row["sha256"])
-        if row.get("size") != len(content):
-            raise ArchiveError(
-                f"{spec.name}: attachment {row.get('filename')!r} is {len(content)} bytes, "
-                f"its record says {row.get('size')}"
-            )
-        row[spec.blob_column] = content
 
 
 # --- Purging -------------------------------------------------------------------------

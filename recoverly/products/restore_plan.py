@@ -9,6 +9,7 @@ replays it to rebuild state.
 from __future__ import annotations
 
 import asyncio
+import itertools
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -50,6 +51,17 @@ class Verdict:
     refs: dict[str, int | None]
     row_id: int | None = None  # the destination row it maps to (EXISTING)
     deferred: tuple[str, ...] = ()  # self-references to records not written yet: linked later
+
+
+@dataclass
+class Resolved:
+    """A chunk of records classified: those to write, their references mapped (a list per
+    column), self-references to link later, and how many records had each outcome."""
+
+    records: list[dict[str, Any]]
+    refs: dict[str, list[int | None]]
+    links: list[tuple[str, Any, int]]  # (column, source id, referenced source id)
+    counts: Counter[Outcome]
 
 
 def restore_specs(
@@ -147,6 +159,48 @@ class Resolver:
                 outcome = Outcome.SKIP if spec.on_existing == "skip" else Outcome.EXISTING
                 return Verdict(outcome, refs, row_id=found)
         return Verdict(Outcome.WRITE, refs, deferred=deferred)
+
+    def resolve(self, spec: EntitySpec, records: list[dict[str, Any]]) -> Resolved:
+        """``classify`` a chunk and ``apply`` what is not written.
+
+        When no record of ``spec`` can be skipped or mapped, every one is written: references
+        are then mapped a column at a time in C (``map``), without a verdict per record. A
+        reference that does not resolve sends the chunk through ``classify`` record by record,
+        which raises for the first one, as it would have.
+        """
+        if not self.may_skip(spec) and (resolved := self._map_references(spec, records)):
+            return resolved
+        resolved = Resolved([], {column: [] for column in spec.references}, [], Counter())
+        for record in records:
+            verdict = self.classify(spec, record)
+            resolved.counts[verdict.outcome] += 1
+            if verdict.outcome is not Outcome.WRITE:
+                self.apply(spec, record, verdict)
+                continue
+            resolved.records.append(record)
+            for column, values in resolved.refs.items():
+                values.append(verdict.refs[column])
+            resolved.links.extend((c, record.get("id"), record[c]) for c in verdict.deferred)
+        return resolved
+
+    def _map_references(self, spec: EntitySpec, records: list[dict[str, Any]]) -> Resolved | None:
+        resolved = Resolved(records, {}, [], Counter({Outcome.WRITE: len(records)}))
+        for column, target in spec.references.items():
+            values = list(map(dict.get, records, itertools.repeat(column)))
+            ids: dict[Any, int] = self.states[target].ids
+            try:
+                mapped = resolved.refs[column] = list(map(ids.get, values))
+            except TypeError:  # an unhashable value: classify says what is wrong with it
+                return None
+            if mapped.count(None) == values.count(None):
+                continue
+            for record, value, new in zip(records, values, mapped, strict=True):
+                if new is None and value is not None:
+                    if target == spec.name:
+                        resolved.links.append((column, record.get("id"), value))
+                    elif self.strict:
+                        return None
+        return resolved
 
     def _match(self, spec: EntitySpec, record: dict[str, Any], refs: dict[str, Any]) -> int | None:
         keys = self.states[spec.name].keys
