@@ -33,8 +33,8 @@ class BulkInsert:
     compiled once for the connection's dialect and values go through each column's bind
     processor, as Core would: every column is listed, with its default when a row lacks it
     (defaults and constants are converted once). With ``?`` placeholders, rows go as multi-row
-    ``VALUES`` pages (as Core's insertmanyvalues does); with asyncpg, through COPY; else
-    through ``executemany``.
+    ``VALUES`` pages (as Core's insertmanyvalues does, in larger pages); with asyncpg, through
+    COPY; else through ``executemany``.
     """
 
     def __init__(self, spec: EntitySpec, dialect: Dialect, constants: dict[str, Any]) -> None:
@@ -49,7 +49,10 @@ class BulkInsert:
         head, _, group = self.sql.rpartition(" VALUES ")
         self._paged = group == "(" + ", ".join("?" * len(self.names)) + ")"
         self._head, self._group = head + " VALUES ", group
-        self.page_rows = max(1, min(dialect.insertmanyvalues_page_size, 30000 // len(columns)))
+        # As many rows per page as SQLite's 32,766 variables allow: a page is a round trip to
+        # the driver's thread, and the longer the statement, the longer SQLite runs without the
+        # GIL while the archive is read.
+        self.page_rows = max(1, 30000 // len(columns))
         self._copy = dialect.name == "postgresql" and dialect.driver == "asyncpg"
         processors = {
             column.name: processor
@@ -81,11 +84,12 @@ class BulkInsert:
         """
         try:
             return self._rows(records, refs, blobs)
-        except Exception:
-            for i in range(len(records)):
-                one = {column: values[i : i + 1] for column, values in refs.items()}
-                self._rows(records[i : i + 1], one, blobs[i : i + 1] if blobs else None)
-            raise
+        except Exception as error:
+            failure = error
+        for i in range(len(records)):
+            one = {column: values[i : i + 1] for column, values in refs.items()}
+            self._rows(records[i : i + 1], one, blobs[i : i + 1] if blobs else None)
+        raise failure
 
     def _rows(
         self, records: list[dict[str, Any]], refs: dict[str, list[Any]], blobs: list[bytes] | None
