@@ -1,25 +1,32 @@
-"""The Starlette app: ``/graphql`` (HTTP, websockets, GraphiQL), ``/healthz`` and GraphiQL's
-own assets; the lifespan migrates the database and starts the job runner."""
+"""The Starlette app: ``/graphql`` (HTTP, websockets, GraphiQL), the probes and ``/metrics``
+(``recoverly.monitoring``) and GraphiQL's own assets, behind the request log; the lifespan
+migrates the database and starts the job runner."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
-from starlette.responses import FileResponse, JSONResponse, Response
+from starlette.responses import FileResponse, JSONResponse
 from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
 from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket
 from strawberry.asgi import ASGIWebSocketAdapter, GraphQL
 from strawberry.exceptions import ConnectionRejectionError
+from strawberry.extensions import SchemaExtension
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 from strawberry.types.unset import UNSET
 
+from recoverly.monitoring import metrics_server, probe_routes
+from recoverly.observability import tracing
+from recoverly.observability.graphql import OperationObserver, TracingExtension
+from recoverly.observability.requests import RequestLogMiddleware
 from recoverly.resolvers.context import Context
 from recoverly.schema.schema import build_schema
 from recoverly.services.runtime import Runtime
@@ -43,7 +50,7 @@ class GraphQLView(GraphQL[Context, None]):
 
     def __init__(self, runtime: Runtime) -> None:
         super().__init__(
-            build_schema(runtime.settings),
+            build_schema(runtime.settings, observers=_observers(runtime)),
             graphql_ide=None,
             subscription_protocols=(GRAPHQL_TRANSPORT_WS_PROTOCOL,),
         )
@@ -95,14 +102,17 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
     async def graphql_ws(websocket: WebSocket) -> None:
         await view(websocket.scope, websocket.receive, websocket.send)
 
-    async def healthz(request: Request) -> Response:
-        return JSONResponse({"status": "ok"})
+    metrics_port = runtime.settings.metrics_port
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         await start_runtime(runtime)
         try:
-            yield
+            if metrics_port is None:
+                yield
+            else:
+                async with metrics_server(runtime, metrics_port) as app.state.metrics_port:
+                    yield
         finally:
             await stop_runtime(runtime)
 
@@ -110,13 +120,25 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
         routes=[
             Route("/graphql", AuthenticatedGraphQL(view), methods=["GET", "POST"]),
             WebSocketRoute("/graphql", graphql_ws),
-            Route("/healthz", healthz),
+            *probe_routes(runtime, with_metrics=metrics_port is None),
             Mount("/graphiql-assets", StaticFiles(directory=GRAPHIQL_DIR), name="graphiql"),
         ],
+        middleware=[Middleware(RequestLogMiddleware, metrics=runtime.metrics)],
         lifespan=lifespan,
     )
     app.state.runtime = runtime
     return app
+
+
+def _observers(runtime: Runtime) -> list[Callable[[], SchemaExtension]]:
+    """Metrics and the request log's operation fields; spans when tracing is on."""
+    observers: list[Callable[[], SchemaExtension]] = []
+    if tracing.enabled():
+        observers.append(TracingExtension)
+    if runtime.metrics.enabled or runtime.settings.log_level in ("debug", "info"):
+        metrics = runtime.metrics
+        observers.append(lambda: OperationObserver(metrics=metrics))
+    return observers
 
 
 def _wants_graphiql(request: Request) -> bool:

@@ -6,10 +6,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import logging
 import signal
 import sys
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -37,6 +37,11 @@ def main(argv: list[str] | None = None) -> int:
     health.add_argument(
         "--worker", action="store_true", help="check the worker's liveness file, not /healthz"
     )
+    health.add_argument(
+        "--ready",
+        action="store_true",
+        help="check /readyz (database, migrations, jobs); a worker's needs RECOVERLY_METRICS_PORT",
+    )
     health.add_argument("--max-age", type=float, default=30.0, help="liveness file age limit (s)")
 
     backup = commands.add_parser("backup", help="backup archive tools")
@@ -56,11 +61,23 @@ def main(argv: list[str] | None = None) -> int:
     return _inspect(settings, args)
 
 
+def _observe(settings: Settings, service: str) -> None:
+    """Logs and (when the OTEL_* variables ask for them) traces for this process."""
+    from recoverly.observability.logs import configure_logging
+    from recoverly.observability.tracing import configure_tracing
+
+    configure_logging(settings)
+    configure_tracing(settings, service=service)
+
+
 def _serve(settings: Settings, args: argparse.Namespace) -> int:
     import uvicorn
 
     from recoverly.app import create_app
+    from recoverly.observability.tracing import shutdown_tracing
     from recoverly.services.system import build_runtime
+
+    _observe(settings, "recoverly-api")
 
     host = args.host or settings.host
     port = args.port or settings.port
@@ -70,7 +87,10 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
             return 2
         asyncio.run(_seed(settings, args.demo_scale, f"http://{host}:{port}/graphql"))
     app = create_app(runtime=build_runtime(settings))
-    uvicorn.run(app, host=host, port=port, log_level="info", ws="websockets-sansio")
+    try:
+        uvicorn.run(app, host=host, port=port, log_config=None, ws="websockets-sansio")
+    finally:
+        shutdown_tracing()
     return 0
 
 
@@ -80,23 +100,38 @@ def _worker(settings: Settings, args: argparse.Namespace) -> int:
         return 2
     if args.concurrency is not None:
         settings = settings.model_copy(update={"job_concurrency": args.concurrency})
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    logging.getLogger("procrastinate").setLevel(logging.WARNING)
-    return asyncio.run(_run_worker(settings))
+    from recoverly.observability.tracing import shutdown_tracing
+
+    _observe(settings, "recoverly-worker")
+    try:
+        return asyncio.run(_run_worker(settings))
+    finally:
+        shutdown_tracing()
 
 
 async def _run_worker(settings: Settings) -> int:
+    from recoverly.monitoring import metrics_server
     from recoverly.services.system import run_worker
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
-    return await run_worker(settings, stop)
+    port = settings.metrics_port
+    if port is None:
+        return await run_worker(settings, stop)
+    return await run_worker(settings, stop, probes=lambda runtime: metrics_server(runtime, port))
 
 
 def _health(settings: Settings, args: argparse.Namespace) -> int:
-    """For container health checks: the API's ``/healthz``, or a worker's liveness file."""
+    """For container health checks: the API's ``/healthz`` or ``/readyz``, a worker's
+    liveness file or its ``/readyz`` (on its metrics port)."""
+    if args.ready:
+        port = settings.metrics_port if args.worker else settings.port
+        if port is None:
+            print("a worker serves /readyz only with RECOVERLY_METRICS_PORT", file=sys.stderr)
+            return 2
+        return _probe(f"http://127.0.0.1:{port}/readyz")
     if args.worker:
         path = settings.worker_heartbeat_file
         try:
@@ -105,11 +140,20 @@ def _health(settings: Settings, args: argparse.Namespace) -> int:
             beat = None
         healthy = beat is not None and time.time() - beat["at"] < args.max_age
         return 0 if healthy else 1
-    url = f"http://127.0.0.1:{settings.port}/healthz"
+    return _probe(f"http://127.0.0.1:{settings.port}/healthz")
+
+
+def _probe(url: str) -> int:
+    """0 when ``url`` answers 200; the answer (which check fails) is printed either way."""
     try:
-        with urllib.request.urlopen(url, timeout=5) as response:
+        with urllib.request.urlopen(url, timeout=10) as response:
+            print(response.read().decode(errors="replace"))
             return 0 if response.status == 200 else 1
-    except OSError:
+    except urllib.error.HTTPError as error:
+        print(error.read().decode(errors="replace"))
+        return 1
+    except OSError as error:
+        print(f"{url}: {error}", file=sys.stderr)
         return 1
 
 

@@ -4,15 +4,20 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from functools import cache
 from pathlib import Path
 from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import event
+from alembic.script import ScriptDirectory
+from sqlalchemy import event, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlmodel.ext.asyncio.session import AsyncSession
+
+from recoverly.observability import tracing
+from recoverly.observability.metrics import PoolStats
 
 MIGRATIONS_DIR = Path(__file__).parent / "models" / "migrations"
 
@@ -23,7 +28,8 @@ class Database:
     def __init__(self, url: str, *, echo: bool = False) -> None:
         self.url = url
         self.is_sqlite = url.startswith("sqlite")
-        kwargs: dict[str, Any] = {"echo": echo}
+        # Statement parameters hold customer data: never in an error message or a log line.
+        kwargs: dict[str, Any] = {"echo": echo, "hide_parameters": True}
         if self.is_sqlite:
             _ensure_sqlite_dir(url)
             kwargs["connect_args"] = {"timeout": 30}
@@ -33,6 +39,7 @@ class Database:
         if self.is_sqlite:
             _configure_sqlite(self.engine)
         self.sessions = async_sessionmaker(self.engine, class_=AsyncSession, expire_on_commit=False)
+        tracing.instrument_engine(self.engine)
 
     @asynccontextmanager
     async def session(self) -> AsyncIterator[AsyncSession]:
@@ -53,10 +60,39 @@ class Database:
     async def dispose(self) -> None:
         await self.engine.dispose()
 
+    async def schema_revision(self) -> str | None:
+        """The migration the database is at (one query: it also proves the database answers)."""
+        async with self.engine.connect() as connection:
+            result = await connection.execute(text("SELECT version_num FROM alembic_version"))
+            row = result.first()
+        return None if row is None else str(row[0])
 
-def _upgrade(connection: Connection) -> None:
+    def pool_stats(self) -> PoolStats | None:
+        """The connection pool's use, for metrics (None for pools that do not count)."""
+        pool: Any = self.engine.pool
+        try:
+            size, in_use, idle = pool.size(), pool.checkedout(), pool.checkedin()
+        except AttributeError:
+            return None
+        return PoolStats(size=size, in_use=in_use, idle=idle, overflow=max(pool.overflow(), 0))
+
+
+@cache
+def head_revision() -> str:
+    """The newest migration this code knows."""
+    head = ScriptDirectory.from_config(_alembic_config()).get_current_head()
+    assert head is not None
+    return head
+
+
+def _alembic_config() -> Config:
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    return config
+
+
+def _upgrade(connection: Connection) -> None:
+    config = _alembic_config()
     config.attributes["connection"] = connection
     command.upgrade(config, "head")
 

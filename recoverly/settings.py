@@ -4,13 +4,21 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
-from pydantic import Field
+from pydantic import AliasChoices, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
+def _otel(*names: str) -> AliasChoices:
+    """An OpenTelemetry variable keeps its standard name (no ``RECOVERLY_`` prefix)."""
+    return AliasChoices(*names)
+
+
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="RECOVERLY_", extra="ignore")
+    model_config = SettingsConfigDict(
+        env_prefix="RECOVERLY_", extra="ignore", populate_by_name=True
+    )
 
     data_dir: Path = Path(".recoverly")
     database_url: str = ""
@@ -43,6 +51,29 @@ class Settings(BaseSettings):
     max_query_depth: int = 12
     max_query_tokens: int = 4000
 
+    # Observability: logs, Prometheus metrics, readiness; traces follow the standard OTEL_*
+    # variables (off unless an exporter or an OTLP endpoint is named).
+    log_format: Literal["auto", "json", "console"] = "auto"  # auto: json in production
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    metrics_enabled: bool = True
+    metrics_port: int | None = None  # serve /metrics (and probes) on this port instead
+    metrics_token: str | None = None  # when set, /metrics wants "Authorization: Bearer <it>"
+    readiness_timeout_seconds: float = 3.0
+    otel_sdk_disabled: bool = Field(default=False, validation_alias=_otel("OTEL_SDK_DISABLED"))
+    otel_traces_exporter: str | None = Field(
+        default=None, validation_alias=_otel("OTEL_TRACES_EXPORTER")
+    )
+    otel_service_name: str | None = Field(default=None, validation_alias=_otel("OTEL_SERVICE_NAME"))
+    otel_exporter_otlp_endpoint: str | None = Field(
+        default=None,
+        validation_alias=_otel("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "OTEL_EXPORTER_OTLP_ENDPOINT"),
+    )
+
+    @field_validator("log_format", "log_level", mode="before")
+    @classmethod
+    def _lower(cls, value: object) -> object:
+        return value.strip().lower() if isinstance(value, str) else value
+
     def resolved_database_url(self) -> str:
         """The async SQLAlchemy URL: plain ``sqlite://`` and ``postgresql://`` URLs get a driver."""
         url = self.database_url or f"sqlite:///{self.data_dir / 'recoverly.db'}"
@@ -50,6 +81,20 @@ class Settings(BaseSettings):
 
     def resolved_storage_dir(self) -> Path:
         return self.storage_dir or self.data_dir / "storage"
+
+    def resolved_log_format(self) -> str:
+        if self.log_format == "auto":
+            return "json" if self.production else "console"
+        return self.log_format
+
+    def traces_exporter(self) -> str | None:
+        """The span exporter the OTEL_* variables ask for (``otlp``, ``console``), or None."""
+        if self.otel_sdk_disabled:
+            return None
+        exporter = (self.otel_traces_exporter or "").strip().lower()
+        if exporter == "none" or (not exporter and not self.otel_exporter_otlp_endpoint):
+            return None
+        return exporter or "otlp"
 
 
 def async_database_url(url: str) -> str:

@@ -13,15 +13,17 @@ import logging
 import os
 import socket
 import traceback
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import update
+from sqlalchemy import func, update
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from recoverly.database import Database
-from recoverly.jobs.runner import JobArgs, JobDefinition, JobInfo, JobRunner
+from recoverly.jobs.runner import JobArgs, JobDefinition, JobInfo, JobRunner, job_scope
 from recoverly.models import Job, JobStatus, utcnow
+from recoverly.observability import tracing
+from recoverly.observability.metrics import QueueStats
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +60,7 @@ class EmbeddedJobRunner(JobRunner):
         definition = self.definition(name)
         job = Job(
             name=name,
-            args=args,
+            args=tracing.carry(args),
             max_attempts=definition.max_attempts,
             run_after=run_after or utcnow(),
         )
@@ -91,6 +93,27 @@ class EmbeddedJobRunner(JobRunner):
         self._tasks = []
         # Jobs interrupted by the shutdown run again at the next start.
         await self._requeue(stale_before=None, only_mine=True)
+
+    async def queue_stats(self) -> QueueStats:
+        now = utcnow()
+        async with self.db.session() as session:
+            depth, oldest = (
+                await session.exec(
+                    select(
+                        func.count(),
+                        func.min(col(Job.run_after)).filter(col(Job.run_after) <= now),
+                    ).where(Job.status == JobStatus.QUEUED)
+                )
+            ).one()
+        age = (now - _aware(oldest)).total_seconds() if oldest is not None else 0.0
+        return QueueStats(depth=int(depth), oldest_age_seconds=max(age, 0.0))
+
+    async def check(self) -> str | None:
+        if not self._tasks:
+            return "the embedded job runner is not running"
+        if any(task.done() for task in self._tasks):
+            return "an embedded job worker stopped"
+        return None
 
     async def wait_idle(self) -> None:
         """Wait until no job is queued or running (wrap it in ``asyncio.timeout``)."""
@@ -152,24 +175,31 @@ class EmbeddedJobRunner(JobRunner):
 
     async def _run(self, job: Job) -> None:
         assert job.id is not None
-        definition = self.definitions.get(job.name)
         info = JobInfo(job_id=job.id, attempt=job.attempts, max_attempts=job.max_attempts)
+        with job_scope(job.name, job.args, info) as args:
+            await self._run_handler(job, args, info)
+
+    async def _run_handler(self, job: Job, args: JobArgs, info: JobInfo) -> None:
+        assert job.id is not None
+        definition = self.definitions.get(job.name)
         heartbeat = asyncio.create_task(self._heartbeat(job.id), name="recoverly-job-heartbeat")
         try:
             if definition is None:
                 raise LookupError(f"no job handler registered for {job.name!r}")
-            await definition.run(job.args, info)
+            await definition.run(args, info)
         except asyncio.CancelledError:
             raise
         except Exception as error:
             log.warning("job %s %s failed (attempt %s)", job.id, job.name, job.attempts)
-            await self._failed(job, definition, error)
+            await self._failed(job, definition, error, args)
         else:
             await self._finish(job.id, JobStatus.DONE, None)
         finally:
             heartbeat.cancel()
 
-    async def _failed(self, job: Job, definition: JobDefinition | None, error: Exception) -> None:
+    async def _failed(
+        self, job: Job, definition: JobDefinition | None, error: Exception, args: JobArgs
+    ) -> None:
         assert job.id is not None
         reason = f"{type(error).__name__}: {error}"
         if definition is not None and job.attempts < job.max_attempts:
@@ -188,7 +218,7 @@ class EmbeddedJobRunner(JobRunner):
             return
         log.error("job %s %s gave up: %s", job.id, job.name, traceback.format_exc())
         if definition is not None and definition.on_give_up is not None:
-            await definition.on_give_up(job.args, reason)
+            await definition.on_give_up(args, reason)
         await self._finish(job.id, JobStatus.FAILED, reason)
 
     async def _finish(self, job_id: int, status: JobStatus, error: str | None) -> None:
@@ -217,3 +247,8 @@ class EmbeddedJobRunner(JobRunner):
             await session.exec(  # type: ignore[call-overload]
                 update(Job).where(*condition).values(status=JobStatus.QUEUED, locked_by=None)
             )
+
+
+def _aware(moment: datetime) -> datetime:
+    """SQLite hands back naive UTC timestamps."""
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)

@@ -32,7 +32,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from recoverly.database import Database
-from recoverly.jobs.runner import JobArgs, JobDefinition, JobInfo, JobRunner
+from recoverly.jobs.runner import JobArgs, JobDefinition, JobInfo, JobRunner, job_scope
+from recoverly.observability import tracing
+from recoverly.observability.metrics import QueueStats
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +48,15 @@ _DEFER = text(
     "CAST(:queue AS varchar), CAST(:task AS varchar), 0, NULL, NULL, "
     "CAST(CAST(:args AS text) AS jsonb), CAST(:scheduled_at AS timestamptz)"
     ")]::procrastinate_job_to_defer_v1[])) AS id"
+)
+
+_QUEUE_STATS = text(
+    "SELECT count(*) AS depth, "
+    "EXTRACT(EPOCH FROM now() - min(coalesce(j.scheduled_at, e.at))) "
+    "FILTER (WHERE coalesce(j.scheduled_at, e.at) <= now()) AS age "
+    "FROM procrastinate_jobs j LEFT JOIN procrastinate_events e "
+    "ON e.job_id = j.id AND e.type = 'deferred' "
+    "WHERE j.queue_name = :q AND j.status = 'todo'"
 )
 
 
@@ -123,7 +134,7 @@ class QueueJobRunner(JobRunner):
         params = {
             "queue": QUEUE,
             "task": name,
-            "args": json.dumps(args),
+            "args": json.dumps(tracing.carry(args)),
             "scheduled_at": run_after,
         }
         if session is not None:
@@ -155,6 +166,24 @@ class QueueJobRunner(JobRunner):
         """procrastinate's IDs of this process's workers (``procrastinate_workers.id``)."""
         return [w.worker_id for w in self.workers if w.worker_id is not None]
 
+    async def queue_stats(self) -> QueueStats:
+        """From procrastinate's table: a job's wait starts when it is due, or when it was
+        deferred (its ``deferred`` event) when it had no schedule."""
+        async with self.db.session() as session:
+            row = (await (await session.connection()).execute(_QUEUE_STATS, {"q": QUEUE})).one()
+        return QueueStats(depth=int(row.depth), oldest_age_seconds=float(row.age or 0.0))
+
+    async def check(self) -> str | None:
+        try:
+            reachable = await self.app.job_manager.check_connection_async()
+        except Exception as error:
+            return f"the job queue is unreachable ({type(error).__name__})"
+        if not reachable:
+            return "the job queue's tables are missing"
+        if self.work and not self.running:
+            return "a procrastinate worker loop stopped"
+        return None
+
     async def wait_idle(self) -> None:
         """Wait until no job of ours is queued or running (wrap it in ``asyncio.timeout``)."""
         statement = text(
@@ -177,8 +206,9 @@ class QueueJobRunner(JobRunner):
             info = JobInfo(
                 job_id=job.id, attempt=job.attempts + 1, max_attempts=definition.max_attempts
             )
-            async with advisory_lock(self.db, f"recoverly-job:{job.id}"):
-                await _run(definition, args, info)
+            with job_scope(definition.name, args, info) as plain:
+                async with advisory_lock(self.db, f"recoverly-job:{job.id}"):
+                    await _run(definition, plain, info)
 
         return run
 

@@ -7,12 +7,17 @@ here, a distributed queue on PostgreSQL later) looks them up by that name.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from sqlmodel.ext.asyncio.session import AsyncSession
+
+from recoverly.observability import tracing
+from recoverly.observability.logs import bound
+from recoverly.observability.metrics import QueueStats
 
 JobArgs = dict[str, Any]
 
@@ -60,6 +65,14 @@ class JobRunner(ABC):
     async def start(self) -> None: ...
 
     @abstractmethod
+    async def queue_stats(self) -> QueueStats:
+        """How many jobs wait, and for how long the oldest due one has (for metrics)."""
+
+    @abstractmethod
+    async def check(self) -> str | None:
+        """Why this runner cannot do its work right now (for readiness), or None."""
+
+    @abstractmethod
     async def stop(self) -> None: ...
 
     def definition(self, name: str) -> JobDefinition:
@@ -67,3 +80,14 @@ class JobRunner(ABC):
             return self.definitions[name]
         except KeyError:
             raise LookupError(f"no job handler registered for {name!r}") from None
+
+
+@contextmanager
+def job_scope(name: str, args: JobArgs, info: JobInfo) -> Iterator[JobArgs]:
+    """One run of a job: its IDs, attempt and phase on every log line, its span continuing
+    the trace that queued it; yields the handler's arguments (without the trace carrier)."""
+    ids = {key: value for key, value in args.items() if key.endswith("_id")}
+    values = {"job": name, "job_id": info.job_id, "attempt": info.attempt, **ids}
+    attributes = {f"recoverly.{key}": value for key, value in values.items()}
+    with bound(**values, phase="start"), tracing.job_span(name, args, attributes):
+        yield {key: value for key, value in args.items() if key != tracing.TRACE_KEY}

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import strawberry
 from graphql import GraphQLError
@@ -31,8 +31,12 @@ class Mutation(BackupMutations, RestoreMutations, AccessMutations):
     """Every mutation takes one ``input`` and returns a payload with ``errors``."""
 
 
-def build_schema(settings: Settings) -> strawberry.Schema:
+def build_schema(
+    settings: Settings, *, observers: Sequence[Callable[[], SchemaExtension]] = ()
+) -> strawberry.Schema:
+    """The schema; ``observers`` (metrics, logs, traces) run outside the other extensions."""
     extensions: list[Callable[[], SchemaExtension]] = [
+        *observers,
         lambda: QueryDepthLimiter(max_depth=settings.max_query_depth),
         lambda: MaxTokensLimiter(max_token_count=settings.max_query_tokens),
     ]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import logging
 from datetime import timedelta
 from pathlib import Path
 
@@ -20,6 +19,7 @@ from recoverly.models import (
     ProductInstance,
     StorageMode,
 )
+from recoverly.observability.logs import get_logger, set_phase
 from recoverly.products.export import export_instance
 from recoverly.services import audit, operations
 from recoverly.services.archives import customer_store
@@ -27,7 +27,7 @@ from recoverly.services.errors import not_found
 from recoverly.services.runtime import Runtime
 from recoverly.services.scoping import Scope
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 BACKUP_JOB = "backup.run"
 
 
@@ -125,6 +125,8 @@ async def perform_backup(runtime: Runtime, *, backup_id: int, attempt: int = 1) 
             raise LookupError(f"backup {backup_id} is not waiting to run")
         instance = await session.get(ProductInstance, backup.instance_id)
         policy = await session.get(BackupPolicy, backup.policy_id) if backup.policy_id else None
+        if backup.started_at is None:
+            runtime.metrics.backups.started.inc()
         backup.status = BackupStatus.IN_PROGRESS
         backup.started_at = backup.started_at or runtime.now()
         backup.attempts = attempt
@@ -132,6 +134,8 @@ async def perform_backup(runtime: Runtime, *, backup_id: int, attempt: int = 1) 
             delete(BackupCopy).where(col(BackupCopy.backup_id) == backup_id)
         )
     assert instance is not None
+    set_phase("exporting")
+    log.info("backup started", instance_id=instance.id, policy_id=backup.policy_id)
     work_dir = runtime.settings.data_dir / "work"
     work_dir.mkdir(parents=True, exist_ok=True)
     path = work_dir / f"backup-{backup_id}.zip"
@@ -144,6 +148,7 @@ async def perform_backup(runtime: Runtime, *, backup_id: int, attempt: int = 1) 
             include_users_and_groups=backup.include_users_and_groups,
             include_personal_spaces=backup.include_personal_spaces,
         )
+        set_phase("storing")
         copies = await _store_copies(runtime, backup=backup, policy=policy, path=path)
         checksum = _sha256_file(path)
     finally:
@@ -161,6 +166,7 @@ async def perform_backup(runtime: Runtime, *, backup_id: int, attempt: int = 1) 
         await operations.release(
             session, instance_id=backup.instance_id, kind="backup", ref_id=backup_id
         )
+    _finished(runtime, backup)
     return backup
 
 
@@ -175,6 +181,27 @@ async def fail_backup(runtime: Runtime, *, backup_id: int, reason: str) -> None:
         await operations.release(
             session, instance_id=backup.instance_id, kind="backup", ref_id=backup_id
         )
+    _finished(runtime, backup)
+
+
+def _finished(runtime: Runtime, backup: Backup) -> None:
+    """A backup reached its final status: its metrics and the last line of its log."""
+    started = backup.started_at or backup.created_at
+    end = backup.completed_at
+    seconds = (end - started).total_seconds() if end and started else 0.0
+    entities = sum((backup.entity_counts or {}).values())
+    status = str(backup.status)
+    runtime.metrics.backups.finish(
+        status=status, seconds=seconds, entities=entities, size_bytes=backup.size_bytes or 0
+    )
+    set_phase("finished")
+    log.info(
+        "backup finished",
+        status=status,
+        duration_s=round(seconds, 3),
+        entities=entities,
+        reason=backup.failure_reason,
+    )
 
 
 def internal_key(backup: Backup) -> str:

@@ -7,6 +7,9 @@ from typing import Any
 
 from recoverly.events import EventBus
 from recoverly.models import Restore, utcnow
+from recoverly.observability.logs import get_logger, set_phase
+
+log = get_logger(__name__)
 
 
 def restore_topic(restore_id: int) -> str:
@@ -55,6 +58,10 @@ class ProgressPublisher:
             self.restore.items_done = max(self.restore.items_done, self._last["items_done"])
         event = progress_event(self.restore)
         event["at"] = utcnow().isoformat()
+        if self._last is None or event["phase"] != self._last["phase"]:
+            # Every later line of the job names the phase it belongs to.
+            set_phase(event["phase"])
+            log.info("restore phase", status=event["status"], items_total=event["items_total"])
         if force or self._due(event):
             await self.bus.publish(restore_topic(event["restore_id"]), event)
             self._last, self._last_time = event, time.monotonic()

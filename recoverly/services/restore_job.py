@@ -8,7 +8,6 @@ destination is left as it was; a crashed one resumes from its checkpoint.
 from __future__ import annotations
 
 import asyncio
-import logging
 from typing import Any
 
 from sqlmodel import col, select
@@ -23,6 +22,7 @@ from recoverly.models import (
     RestorePhase,
     RestoreStatus,
 )
+from recoverly.observability.logs import get_logger
 from recoverly.products.archive import ArchiveError
 from recoverly.products.archive_reader import ArchiveReader
 from recoverly.products.restore_engine import RestoreStopped, purge_restore, restore_archive
@@ -33,7 +33,7 @@ from recoverly.services.progress import ProgressPublisher
 from recoverly.services.restores import RESTORE_JOB
 from recoverly.services.runtime import Runtime
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 
 
 def restore_job(runtime: Runtime) -> JobDefinition:
@@ -58,6 +58,11 @@ async def perform_restore(runtime: Runtime, *, restore_id: int) -> None:
             await session.exec(select(BackupCopy).where(col(BackupCopy.backup_id) == backup.id))  # type: ignore[union-attr]
         ).all()
     assert backup is not None and destination is not None
+    if restore.started_at is None:
+        runtime.metrics.restores.started.inc()
+        log.info("restore started", backup_id=backup.id, destination_id=destination.id)
+    else:
+        log.info("restore resumed", status=str(restore.status), phase=str(restore.phase))
     publisher = ProgressPublisher(runtime.bus, restore)
     if restore.status == RestoreStatus.CANCELING:
         await _undo(runtime, restore_id, RestoreStatus.CANCELED, "canceled", publisher)
@@ -77,7 +82,8 @@ async def perform_restore(runtime: Runtime, *, restore_id: int) -> None:
             limit = runtime.settings.archive_max_expansion_bytes
             with ArchiveReader(path, max_expansion_bytes=limit) as reader:
                 await _verify(runtime, restore, reader, publisher)
-                await _restore(runtime, restore, destination, reader, publisher)
+                row = await _restore(runtime, restore, destination, reader, publisher)
+        _finished(runtime, row, size_bytes=found.copy.size_bytes)
     except RestoreStopped:
         await _undo(runtime, restore_id, RestoreStatus.CANCELED, "canceled", publisher)
     except ArchiveError as error:
@@ -89,7 +95,7 @@ async def perform_restore(runtime: Runtime, *, restore_id: int) -> None:
             publisher,
         )
     except Exception as error:
-        log.exception("restore %s failed", restore_id)
+        log.exception("restore failed", error=type(error).__name__)
         await _undo(
             runtime, restore_id, RestoreStatus.FAILED, f"restore failed: {error}", publisher
         )
@@ -131,7 +137,7 @@ async def _restore(
     destination: ProductInstance,
     reader: ArchiveReader,
     publisher: ProgressPublisher,
-) -> None:
+) -> Restore:
     assert restore.id is not None
     await _save(runtime, restore.id, status=RestoreStatus.IN_PROGRESS)
     await publisher.publish(force=True, status=RestoreStatus.IN_PROGRESS, message="restoring")
@@ -183,6 +189,25 @@ async def _restore(
         message=row.message,
         finished_at=row.finished_at,
     )
+    return row
+
+
+def _finished(runtime: Runtime, row: Restore, *, size_bytes: int = 0) -> None:
+    """A restore reached its final status: its metrics and the last line of its log."""
+    started = row.started_at or row.created_at
+    seconds = (row.finished_at - started).total_seconds() if row.finished_at and started else 0.0
+    entities = sum((row.entity_counts or {}).values())
+    status = str(row.status)
+    runtime.metrics.restores.finish(
+        status=status, seconds=seconds, entities=entities, size_bytes=size_bytes
+    )
+    log.info(
+        "restore finished",
+        status=status,
+        duration_s=round(seconds, 3),
+        entities=entities,
+        reason=row.failure_reason,
+    )
 
 
 def _summary(counts: dict[str, int], skipped: list[str]) -> str:
@@ -216,6 +241,7 @@ async def _undo(
         await operations.release(
             session, instance_id=row.destination_id, kind="restore", ref_id=restore_id
         )
+    _finished(runtime, row)
     publisher = publisher or ProgressPublisher(runtime.bus, row)
     await publisher.publish(
         force=True,

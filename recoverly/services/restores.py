@@ -19,6 +19,8 @@ from recoverly.models import (
     Restore,
     RestoreStatus,
 )
+from recoverly.observability import tracing
+from recoverly.observability.logs import get_logger
 from recoverly.products.archive_reader import ArchiveReader
 from recoverly.products.restore_engine import RestorePlan, plan_restore
 from recoverly.services import audit, operations
@@ -31,6 +33,7 @@ from recoverly.services.runtime import Runtime
 from recoverly.services.scoping import Scope
 
 RESTORE_JOB = "restore.run"
+log = get_logger(__name__)
 
 
 @dataclass(frozen=True)
@@ -129,6 +132,7 @@ async def start_restore(runtime: Runtime, scope: Scope, request: RestoreRequest)
         session.add(restore)
         await session.flush()
         assert restore.id is not None
+        tracing.set_attribute("recoverly.restore_id", restore.id)
         await operations.acquire(
             session, instance_id=request.destination_id, kind="restore", ref_id=restore.id
         )
@@ -148,6 +152,12 @@ async def start_restore(runtime: Runtime, scope: Scope, request: RestoreRequest)
                 "include_users_and_groups": request.include_users_and_groups,
             },
         )
+    log.info(
+        "restore queued",
+        restore_id=restore.id,
+        backup_id=request.backup_id,
+        destination_id=request.destination_id,
+    )
     await runtime.bus.publish(restore_topic(restore.id), progress_event(restore))
     return restore
 

@@ -11,6 +11,7 @@ from recoverly.database import Database
 from recoverly.events import EventBus, InMemoryEventBus
 from recoverly.jobs import JobRunner
 from recoverly.models import utcnow
+from recoverly.observability.metrics import Metrics
 from recoverly.settings import Settings
 from recoverly.storage import BlobStore
 
@@ -26,6 +27,7 @@ class Runtime:
     bus: EventBus = field(default_factory=InMemoryEventBus)
     runner: JobRunner | None = None
     scheduler: Scheduler | None = None
+    metrics: Metrics = field(default_factory=Metrics)
     clock: Callable[[], datetime] = utcnow
 
     def now(self) -> datetime:

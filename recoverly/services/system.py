@@ -16,18 +16,23 @@ import json
 import logging
 import os
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from recoverly.database import Database
 from recoverly.events import EventBus, InMemoryEventBus
 from recoverly.jobs import EmbeddedJobRunner, JobRunner
+from recoverly.observability.metrics import Metrics
 from recoverly.services.backups import backup_job
 from recoverly.services.restore_job import restore_job
 from recoverly.services.runtime import Runtime
 from recoverly.services.scheduler import Scheduler
 from recoverly.settings import Settings
 from recoverly.storage import LocalBlobStore
+
+if TYPE_CHECKING:
+    from recoverly.jobs.queue import QueueJobRunner
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +52,9 @@ def build_runtime(
         db=db,
         internal_store=LocalBlobStore(settings.resolved_storage_dir()),
         bus=_event_bus(settings),
+        metrics=Metrics(enabled=settings.metrics_enabled),
     )
+    runtime.metrics.watch_pool(db.pool_stats)
     runner = _job_runner(settings, db, worker=worker)
     for definition in (backup_job(runtime), restore_job(runtime)):
         runner.register(definition)
@@ -82,8 +89,14 @@ async def stop_runtime(runtime: Runtime) -> None:
     await runtime.db.dispose()
 
 
-async def run_worker(settings: Settings, stop: asyncio.Event) -> int:
-    """``recoverly worker``: run queue jobs until ``stop`` is set; 1 if a worker loop died."""
+async def run_worker(
+    settings: Settings,
+    stop: asyncio.Event,
+    *,
+    probes: Callable[[Runtime], contextlib.AbstractAsyncContextManager[Any]] | None = None,
+) -> int:
+    """``recoverly worker``: run queue jobs until ``stop`` is set; 1 if a worker loop died.
+    ``probes`` serves the worker's ``/metrics`` and ``/readyz`` meanwhile."""
     from recoverly.jobs.queue import QueueJobRunner
 
     runtime = build_runtime(settings, worker=True)
@@ -92,16 +105,23 @@ async def run_worker(settings: Settings, stop: asyncio.Event) -> int:
     await start_runtime(runtime)
     log.info("recoverly worker ready (concurrency %s)", settings.job_concurrency)
     try:
-        while not stop.is_set():
-            if not runner.running:
-                log.error("a procrastinate worker loop stopped; exiting")
-                return 1
-            _beat(settings.worker_heartbeat_file, runner.worker_ids())
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), WORKER_BEAT_SECONDS)
-        return 0
+        async with contextlib.AsyncExitStack() as stack:
+            if probes is not None:
+                await stack.enter_async_context(probes(runtime))
+            return await _work(settings, runner, stop)
     finally:
         await stop_runtime(runtime)
+
+
+async def _work(settings: Settings, runner: QueueJobRunner, stop: asyncio.Event) -> int:
+    while not stop.is_set():
+        if not runner.running:
+            log.error("a procrastinate worker loop stopped; exiting")
+            return 1
+        _beat(settings.worker_heartbeat_file, runner.worker_ids())
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), WORKER_BEAT_SECONDS)
+    return 0
 
 
 def postgres_dsn(settings: Settings) -> str:

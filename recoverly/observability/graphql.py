@@ -1,0 +1,142 @@
+"""GraphQL operations seen from outside: a Strawberry extension that counts and times each
+operation and describes it for the request's log line, and the tracing extension."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Generator, Iterator
+from typing import Any
+
+from graphql import GraphQLError
+from opentelemetry import trace
+from strawberry.extensions import LifecycleStep, SchemaExtension
+from strawberry.extensions.tracing import OpenTelemetryExtension
+from strawberry.types.execution import ExecutionContext
+from strawberry.types.graphql import OperationType
+
+from recoverly.observability.logs import CURRENT_REQUEST, get_logger
+from recoverly.observability.metrics import Metrics
+
+log = get_logger("recoverly.request")
+
+
+class OperationObserver(SchemaExtension):
+    """Metrics for every operation; on HTTP the request's log line gets its description,
+    on a websocket each operation logs a line of its own."""
+
+    def __init__(self, *, metrics: Metrics, execution_context: ExecutionContext | None = None):
+        self.metrics = metrics
+        self._subscribed = False
+        if execution_context is not None:
+            self.execution_context = execution_context
+
+    def on_operation(self) -> Iterator[None]:
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            if self._subscribed:
+                self.metrics.subscriptions.dec()
+            self._finish(time.perf_counter() - start)
+
+    def on_execute(self) -> Iterator[None]:
+        if self.execution_context.operation_type is OperationType.SUBSCRIPTION:
+            self._subscribed = True
+            self.metrics.subscriptions.inc()
+        yield
+
+    def _finish(self, seconds: float) -> None:
+        context = self.execution_context
+        name = self.metrics.operation_label(context.operation_name)
+        try:
+            kind = context.operation_type.value
+        except RuntimeError:  # not even parsed
+            kind = "unknown"
+        errors = _top_level_errors(context)
+        codes = [_error_code(error) for error in errors]
+        if kind == "mutation":
+            codes += _payload_codes(context)
+        outcome = "error" if errors else "rejected" if codes else "ok"
+        self.metrics.observe_operation(
+            name=name, kind=kind, seconds=seconds, outcome=outcome, codes=codes
+        )
+        admin = getattr(context.context, "admin", None)
+        request = CURRENT_REQUEST.get()
+        if request is not None and not request.websocket:
+            request.operation_name, request.operation_type = name, kind
+            request.admin_id = getattr(admin, "id", None)
+            request.outcome, request.error_codes = outcome, codes
+            return
+        log.info(
+            "graphql operation",
+            operation_name=name,
+            operation_type=kind,
+            admin_id=getattr(admin, "id", None),
+            duration_ms=round(seconds * 1000, 2),
+            outcome=outcome,
+            error_codes=codes,
+        )
+
+
+def _top_level_errors(context: ExecutionContext) -> list[GraphQLError]:
+    result = context.result
+    errors = getattr(result, "errors", None) or context.pre_execution_errors or []
+    return list(errors)
+
+
+def _error_code(error: GraphQLError) -> str:
+    code = (error.extensions or {}).get("code")
+    if isinstance(code, str) and code:
+        return code
+    return "GRAPHQL_VALIDATION_FAILED" if error.original_error is None else "INTERNAL_SERVER_ERROR"
+
+
+def _payload_codes(context: ExecutionContext) -> list[str]:
+    """The codes of the ``errors`` of each mutation payload (expected failures)."""
+    data = getattr(context.result, "data", None)
+    if not isinstance(data, dict):
+        return []
+    codes = []
+    for payload in data.values():
+        errors = payload.get("errors") if isinstance(payload, dict) else None
+        for error in errors or []:
+            if isinstance(error, dict) and isinstance(error.get("code"), str):
+                codes.append(error["code"])
+    return codes
+
+
+class TracingExtension(OpenTelemetryExtension):
+    """Strawberry's OpenTelemetry extension without the query text and arguments (they may
+    hold customer data or a bucket secret), named and typed after the operation."""
+
+    def __init__(self, *, execution_context: ExecutionContext | None = None) -> None:
+        super().__init__(execution_context=execution_context, arg_filter=_no_arguments)
+
+    def on_operation(self) -> Generator[None, None, None]:
+        span = self._tracer.start_span("GraphQL operation", kind=trace.SpanKind.SERVER)
+        span.set_attribute("component", "graphql")
+        self._span_holder[LifecycleStep.OPERATION] = span
+        try:
+            yield
+        finally:
+            context = self.execution_context
+            name = context.operation_name
+            try:
+                kind = context.operation_type.value
+                span.set_attribute("graphql.operation.type", kind)
+            except RuntimeError:
+                kind = "operation"
+            if name:
+                span.set_attribute("graphql.operation.name", name)
+            span.update_name(f"GraphQL {kind} {name}" if name else f"GraphQL {kind}")
+            request = CURRENT_REQUEST.get()
+            if request is not None:
+                span.set_attribute("recoverly.request_id", request.request_id)
+            span.end()
+
+
+def _no_arguments(args: dict[str, Any], info: Any) -> dict[str, Any]:
+    return {}
+
+
+__all__ = ["OperationObserver", "TracingExtension"]

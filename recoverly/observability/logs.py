@@ -1,0 +1,170 @@
+"""Structured logs: JSON lines in production, readable lines in development, every line
+carrying the request or the job it belongs to, and secrets masked before anything is written.
+
+Recoverly's own lines and those of the libraries (uvicorn, procrastinate, SQLAlchemy) go
+through one stdlib handler, so they share the format, the bound context and the masking.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass, field
+from typing import Any
+
+import structlog
+from structlog.typing import EventDict, Processor, WrappedLogger
+
+from recoverly.settings import Settings
+
+
+@dataclass(slots=True)
+class RequestInfo:
+    """What one HTTP request (or websocket connection) did, filled in as it runs."""
+
+    request_id: str
+    websocket: bool = False
+    operation_name: str | None = None
+    operation_type: str | None = None
+    admin_id: int | None = None
+    outcome: str | None = None
+    error_codes: list[str] = field(default_factory=list)
+
+
+CURRENT_REQUEST: ContextVar[RequestInfo | None] = ContextVar("recoverly_request", default=None)
+
+# Keys whose value never reaches a log line, whatever logged it.
+_SECRET_KEY = re.compile(
+    r"token|secret|password|passwd|authorization|credential|api_?key|cookie", re.IGNORECASE
+)
+# Secrets inside free text: bearer credentials, Recoverly API tokens, user:password@ in URLs.
+_SECRET_TEXT = (
+    (re.compile(r"(?i)(bearer\s+)[^\s\"',;]+"), r"\1[redacted]"),
+    (re.compile(r"rcv_[A-Za-z0-9_\-]{16,}"), "[redacted]"),
+    (re.compile(r"(?i)(secret_access_key|password|token)(['\"]?\s*[:=]\s*['\"]?)[^\s'\",}]+"),
+     r"\1\2[redacted]"),
+    (re.compile(r"(://[^/\s:@]+:)[^@\s/]+@"), r"\1[redacted]@"),
+)  # fmt: skip
+REDACTED = "[redacted]"
+_FREE_TEXT = frozenset({"event", "exception", "message", "reason", "error"})
+
+
+def redact_text(text: str) -> str:
+    for pattern, replacement in _SECRET_TEXT:
+        text = pattern.sub(replacement, text)
+    return text
+
+
+def _redact(_logger: WrappedLogger, _name: str, event_dict: EventDict) -> EventDict:
+    for key, value in event_dict.items():
+        if isinstance(value, str):
+            if _SECRET_KEY.search(key):
+                event_dict[key] = REDACTED
+            elif key in _FREE_TEXT:
+                event_dict[key] = redact_text(value)
+        elif _SECRET_KEY.search(key) and value is not None:
+            event_dict[key] = REDACTED
+    return event_dict
+
+
+def _add_request(_logger: WrappedLogger, _name: str, event_dict: EventDict) -> EventDict:
+    request = CURRENT_REQUEST.get()
+    if request is not None:
+        event_dict.setdefault("request_id", request.request_id)
+    return event_dict
+
+
+def configure_logging(settings: Settings, *, stream: Any = None) -> None:
+    """Send every log line of this process to ``stream`` (stderr) in the configured format."""
+    json_lines = settings.resolved_log_format() == "json"
+    level = getattr(logging, settings.log_level.upper())
+    shared: list[Processor] = [
+        structlog.contextvars.merge_contextvars,
+        _add_request,
+        structlog.stdlib.add_log_level,
+        structlog.stdlib.add_logger_name,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+    ]
+    renderer: Processor = (
+        structlog.processors.JSONRenderer()
+        if json_lines
+        else structlog.dev.ConsoleRenderer(
+            colors=False, exception_formatter=structlog.dev.plain_traceback
+        )
+    )
+    structlog.configure(
+        processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
+        logger_factory=structlog.stdlib.LoggerFactory(),
+        wrapper_class=structlog.make_filtering_bound_logger(level),
+        cache_logger_on_first_use=True,
+    )
+    formatter = structlog.stdlib.ProcessorFormatter(
+        foreign_pre_chain=shared,
+        processors=[
+            structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+            structlog.processors.format_exc_info,
+            _redact,
+            renderer,
+        ],
+    )
+    handler = logging.StreamHandler(stream or sys.stderr)
+    handler.setFormatter(formatter)
+    root = logging.getLogger()
+    root.handlers = [handler]
+    root.setLevel(level)
+    for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
+        logger = logging.getLogger(name)
+        logger.handlers = []
+        logger.propagate = True
+    # The request lines replace uvicorn's access log (which would print query strings).
+    logging.getLogger("uvicorn.access").setLevel(logging.WARNING)
+    # Their debug lines are one per statement or per poll: enough to drown a busy process.
+    for name in ("sqlalchemy", "aiosqlite", "asyncio"):
+        logging.getLogger(name).setLevel(max(level, logging.WARNING))
+    if level > logging.DEBUG:
+        logging.getLogger("procrastinate").setLevel(max(level, logging.WARNING))
+
+
+def _route_to_stdlib() -> None:
+    """Until ``configure_logging`` runs (tests, scripts), structured lines go to the stdlib
+    loggers like any library's: dropped below WARNING unless the program configures them."""
+    structlog.configure(
+        processors=[
+            structlog.contextvars.merge_contextvars,
+            _add_request,
+            _redact,
+            structlog.processors.KeyValueRenderer(key_order=["event"]),
+        ],
+        logger_factory=structlog.stdlib.LoggerFactory(),
+        wrapper_class=structlog.stdlib.BoundLogger,
+        cache_logger_on_first_use=False,
+    )
+
+
+if not structlog.is_configured():
+    _route_to_stdlib()
+
+
+def get_logger(name: str) -> Any:
+    """A structured logger: ``log.info("restore finished", restore_id=7, status="FAILED")``."""
+    return structlog.get_logger(name)
+
+
+def set_phase(phase: str | None) -> None:
+    """Name the running job's phase on its following lines (nothing outside a job)."""
+    if "job" in structlog.contextvars.get_contextvars():
+        structlog.contextvars.bind_contextvars(phase=phase)
+
+
+@contextmanager
+def bound(**values: Any) -> Iterator[None]:
+    """``values`` on every line logged inside the block, and on nothing after it."""
+    tokens = structlog.contextvars.bind_contextvars(**values)
+    try:
+        yield
+    finally:
+        structlog.contextvars.reset_contextvars(**tokens)

@@ -1,0 +1,104 @@
+"""The request log: an ASGI middleware that gives every request an ID (``X-Request-ID``,
+kept from the client when it is a sane one), binds it to every line logged while the
+request runs, and writes one line when it ends."""
+
+from __future__ import annotations
+
+import re
+import time
+import uuid
+from typing import Any
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from recoverly.observability.logs import CURRENT_REQUEST, RequestInfo, get_logger
+from recoverly.observability.metrics import Metrics
+
+log = get_logger("recoverly.request")
+_REQUEST_ID = re.compile(rb"[A-Za-z0-9._\-]{8,64}")
+# Probes and scrapes log at debug level: they would drown the lines that matter.
+QUIET_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
+_FAILED = {401: "unauthorized", 403: "forbidden", 404: "not_found"}
+
+
+class RequestLogMiddleware:
+    def __init__(self, app: ASGIApp, *, metrics: Metrics) -> None:
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        kind = scope["type"]
+        if kind == "http":
+            await self._http(scope, receive, send)
+        elif kind == "websocket":
+            await self._websocket(scope, receive, send)
+        else:
+            await self.app(scope, receive, send)
+
+    async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
+        request = RequestInfo(request_id=_request_id(scope))
+        header = (b"x-request-id", request.request_id.encode())
+        status = 500
+        start = time.perf_counter()
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                message["headers"] = [*message.get("headers", ()), header]
+            await send(message)
+
+        token = CURRENT_REQUEST.set(request)
+        try:
+            await self.app(scope, receive, send_with_id)
+        finally:
+            CURRENT_REQUEST.reset(token)
+            _log_http(scope, request, status, time.perf_counter() - start)
+
+    async def _websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
+        request = RequestInfo(request_id=_request_id(scope), websocket=True)
+        token = CURRENT_REQUEST.set(request)
+        self.metrics.websocket_connections.inc()
+        start = time.perf_counter()
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            self.metrics.websocket_connections.dec()
+            CURRENT_REQUEST.reset(token)
+            log.debug(
+                "websocket closed",
+                request_id=request.request_id,
+                path=scope["path"],
+                duration_ms=round((time.perf_counter() - start) * 1000, 2),
+            )
+
+
+def _request_id(scope: Scope) -> str:
+    for name, value in scope["headers"]:
+        if name == b"x-request-id" and _REQUEST_ID.fullmatch(value):
+            return str(value.decode())
+    return uuid.uuid4().hex
+
+
+def _log_http(scope: Scope, request: RequestInfo, status: int, seconds: float) -> None:
+    path = scope["path"]
+    outcome = request.outcome or ("ok" if status < 400 else _FAILED.get(status, "error"))
+    fields: dict[str, Any] = {
+        "request_id": request.request_id,
+        "method": scope["method"],
+        "path": path,
+        "status": status,
+        "duration_ms": round(seconds * 1000, 2),
+        "outcome": outcome,
+    }
+    if request.operation_type is not None:
+        fields.update(
+            operation_name=request.operation_name,
+            operation_type=request.operation_type,
+            admin_id=request.admin_id,
+            error_codes=request.error_codes,
+        )
+    if path in QUIET_PATHS and status < 400:
+        log.debug("http request", **fields)
+    else:
+        log.info("http request", **fields)
