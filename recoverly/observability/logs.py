@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
 import structlog
@@ -50,24 +51,32 @@ _SECRET_TEXT = (
     (re.compile(r"(://[^/\s:@]+:)[^@\s/]+@"), r"\1[redacted]@"),
 )  # fmt: skip
 REDACTED = "[redacted]"
-_FREE_TEXT = frozenset({"event", "exception", "message", "reason", "error"})
+_FREE_TEXT = frozenset({"event", "exception", "message", "reason", "error", "url", "dsn"})
+# Text without any of these cannot match _SECRET_TEXT (a cheap test for the common case).
+_MARKERS = ("bearer", "rcv_", "secret", "password", "passwd", "token", "://")
 
 
 def redact_text(text: str) -> str:
+    lowered = text.lower()
+    if not any(marker in lowered for marker in _MARKERS):
+        return text
     for pattern, replacement in _SECRET_TEXT:
         text = pattern.sub(replacement, text)
     return text
 
 
+@lru_cache(maxsize=1024)
+def _is_secret_key(key: str) -> bool:
+    return _SECRET_KEY.search(key) is not None
+
+
 def _redact(_logger: WrappedLogger, _name: str, event_dict: EventDict) -> EventDict:
     for key, value in event_dict.items():
-        if isinstance(value, str):
-            if _SECRET_KEY.search(key):
+        if _is_secret_key(key):
+            if value is not None:
                 event_dict[key] = REDACTED
-            elif key in _FREE_TEXT:
-                event_dict[key] = redact_text(value)
-        elif _SECRET_KEY.search(key) and value is not None:
-            event_dict[key] = REDACTED
+        elif key in _FREE_TEXT and isinstance(value, str):
+            event_dict[key] = redact_text(value)
     return event_dict
 
 
@@ -78,8 +87,20 @@ def _add_request(_logger: WrappedLogger, _name: str, event_dict: EventDict) -> E
     return event_dict
 
 
+class _NamedWriteLogger(structlog.WriteLogger):
+    """structlog's fast line writer, with a name for the ``logger`` key."""
+
+    def __init__(self, file: Any, name: str) -> None:
+        super().__init__(file)
+        self.name = name
+
+
 def configure_logging(settings: Settings, *, stream: Any = None) -> None:
-    """Send every log line of this process to ``stream`` (stderr) in the configured format."""
+    """Send every log line of this process to ``stream`` (stderr) in the configured format.
+
+    Recoverly's structured lines are rendered and written by structlog directly (no stdlib
+    record on the request path); the libraries' stdlib lines get the same processors."""
+    stream = stream or sys.stderr
     json_lines = settings.resolved_log_format() == "json"
     level = getattr(logging, settings.log_level.upper())
     shared: list[Processor] = [
@@ -96,22 +117,18 @@ def configure_logging(settings: Settings, *, stream: Any = None) -> None:
             colors=False, exception_formatter=structlog.dev.plain_traceback
         )
     )
+    finish: list[Processor] = [structlog.processors.format_exc_info, _redact, renderer]
     structlog.configure(
-        processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
-        logger_factory=structlog.stdlib.LoggerFactory(),
+        processors=[*shared, *finish],
+        logger_factory=lambda *args: _NamedWriteLogger(stream, str(args[0]) if args else ""),
         wrapper_class=structlog.make_filtering_bound_logger(level),
         cache_logger_on_first_use=True,
     )
     formatter = structlog.stdlib.ProcessorFormatter(
         foreign_pre_chain=shared,
-        processors=[
-            structlog.stdlib.ProcessorFormatter.remove_processors_meta,
-            structlog.processors.format_exc_info,
-            _redact,
-            renderer,
-        ],
+        processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, *finish],
     )
-    handler = logging.StreamHandler(stream or sys.stderr)
+    handler = logging.StreamHandler(stream)
     handler.setFormatter(formatter)
     root = logging.getLogger()
     root.handlers = [handler]
