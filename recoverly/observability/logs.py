@@ -46,8 +46,8 @@ _SECRET_KEY = re.compile(
 _SECRET_TEXT = (
     (re.compile(r"(?i)(bearer\s+)[^\s\"',;]+"), r"\1[redacted]"),
     (re.compile(r"rcv_[A-Za-z0-9_\-]{16,}"), "[redacted]"),
-    (re.compile(r"(?i)(secret_access_key|password|token)(['\"]?\s*[:=]\s*['\"]?)[^\s'\",}]+"),
-     r"\1\2[redacted]"),
+    (re.compile(r"(?i)(secret_?access_?key|secret|password|passwd|token)(['\"]?\s*[:=]\s*['\"]?)"
+                r"[^\s'\",}]+"), r"\1\2[redacted]"),
     (re.compile(r"(://[^/\s:@]+:)[^@\s/]+@"), r"\1[redacted]@"),
 )  # fmt: skip
 REDACTED = "[redacted]"

@@ -1,5 +1,6 @@
-"""Readiness of a real server: /readyz answers 503 naming the database while PostgreSQL is out
-of reach, and 200 again once it is back; /healthz stays 200 throughout."""
+"""Probes and scrapes of a real server: /readyz answers 503 naming the database while
+PostgreSQL is out of reach and 200 once it is back (/healthz stays 200), names migrations
+behind the code; /metrics behind a token or on a port of its own."""
 
 from __future__ import annotations
 
@@ -16,7 +17,14 @@ import pytest
 
 from recoverly.app import create_app
 from recoverly.services.system import build_runtime
-from tests.conftest import POSTGRES_URL, RunningServer, make_database_url, make_settings
+from tests.conftest import (
+    POSTGRES_URL,
+    Deployment,
+    RunningServer,
+    make_database_url,
+    make_settings,
+)
+from tests.observability.test_operating import metric_samples
 from tests.processes import free_port
 from tests.scaleout.conftest import needs_postgres
 
@@ -170,3 +178,10 @@ async def test_metrics_on_a_port_of_their_own(tmp_path: Path) -> None:
     assert on_api.status_code == 404
     assert separate.status_code == 200 and "recoverly_job_queue_depth" in separate.text
     assert ready.status_code == 200
+
+
+async def test_open_websockets_are_counted(deployment: Deployment) -> None:
+    async with deployment.websocket(), httpx.AsyncClient(base_url=deployment.url) as client:
+        metrics = metric_samples((await client.get("/metrics")).text)
+    # At least this one (the shared server may still be closing an earlier test's).
+    assert metrics["recoverly_websocket_connections"][0][1] >= 1.0

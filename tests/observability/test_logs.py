@@ -1,0 +1,64 @@
+"""Log set-up as ``serve`` and ``worker`` do it, in a process of its own: the two formats,
+the level, and masking of secrets whoever logs them."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+SCRIPT = """
+import logging
+from recoverly.observability.logs import configure_logging, get_logger
+from recoverly.settings import Settings
+
+configure_logging(Settings())
+log = get_logger("recoverly.test")
+log.debug("hidden at info")
+log.info("restore queued", restore_id=7, token="tok-in-a-field")
+logging.getLogger("library").warning(
+    "retrying with Authorization: Bearer tok-in-text and {'secretAccessKey': 'sk-in-repr'}"
+)
+logging.getLogger("sqlalchemy.engine").info("SELECT 1 (a statement line)")
+try:
+    raise RuntimeError("connect to postgresql://app:pw-in-url@db/recoverly failed")
+except RuntimeError:
+    log.exception("job failed")
+"""
+SECRETS = ("tok-in-a-field", "tok-in-text", "sk-in-repr", "pw-in-url")
+
+
+def run(**env: str) -> str:
+    result = subprocess.run(
+        [sys.executable, "-c", SCRIPT],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+        env={**os.environ, **env},
+    )
+    return result.stderr
+
+
+def test_production_logs_are_json_lines_without_secrets() -> None:
+    out = run(RECOVERLY_PRODUCTION="true")
+    lines = [json.loads(line) for line in out.splitlines()]
+    events = [line["event"] for line in lines]
+    assert events[0] == "restore queued" and "hidden at info" not in events
+    assert lines[0]["restore_id"] == 7 and lines[0]["level"] == "info"
+    assert lines[0]["logger"] == "recoverly.test"
+    assert lines[1]["logger"] == "library" and "[redacted]" in lines[1]["event"]
+    assert not any("a statement line" in event for event in events)
+    assert "RuntimeError" in lines[-1]["exception"]
+    for secret in SECRETS:
+        assert secret not in out
+
+
+def test_development_logs_are_readable_lines_and_debug_is_a_setting() -> None:
+    out = run(RECOVERLY_PRODUCTION="false", RECOVERLY_LOG_LEVEL="DEBUG")
+    assert not out.lstrip().startswith("{")
+    assert "hidden at info" in out
+    assert "restore queued" in out and "restore_id=7" in out
+    for secret in SECRETS:
+        assert secret not in out
