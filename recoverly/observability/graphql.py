@@ -79,8 +79,8 @@ class OperationObserver(SchemaExtension):
 
 
 def _top_level_errors(context: ExecutionContext) -> list[GraphQLError]:
-    result = context.result
-    errors = getattr(result, "errors", None) or context.pre_execution_errors or []
+    # The errors as raised: the result's may have been masked already (production).
+    errors = context.pre_execution_errors or getattr(context.result, "errors", None) or []
     return list(errors)
 
 

@@ -99,7 +99,7 @@ def _log_http(scope: Scope, request: RequestInfo, status: int, seconds: float) -
             admin_id=request.admin_id,
             error_codes=request.error_codes,
         )
-    if path in QUIET_PATHS and status < 400:
+    if status < 400 and (path in QUIET_PATHS or path.startswith("/graphiql-assets/")):
         log.debug("http request", **fields)
     else:
         log.info("http request", **fields)
