@@ -1,5 +1,6 @@
-"""A ``recoverly worker`` process exposes its own /metrics and /readyz on
-``RECOVERLY_METRICS_PORT``, and ``recoverly health --ready`` reads them."""
+"""Scale-out: a ``recoverly worker`` process exposes its own /metrics and /readyz on
+``RECOVERLY_METRICS_PORT`` (``recoverly health --worker --ready`` reads them), and an API
+replica in queue mode its own, with the queue among its readiness checks."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ import pytest
 
 from recoverly.database import Database
 from recoverly.settings import async_database_url
-from tests.processes import WorkerProcess, free_port
+from tests.processes import ServerProcess, WorkerProcess, free_port
 from tests.scaleout.conftest import FAST_QUEUE_ENV, needs_postgres
 
 pytestmark = [needs_postgres, pytest.mark.slow]
@@ -38,14 +39,22 @@ async def test_worker_serves_metrics_and_readiness(tmp_path: Path, postgres_url:
     port = free_port()
     env = {**FAST_QUEUE_ENV, "RECOVERLY_METRICS_PORT": str(port), "RECOVERLY_LOG_FORMAT": "json"}
     worker = WorkerProcess(data_dir=tmp_path, database_url=postgres_url, env=env)
+    api = ServerProcess(data_dir=tmp_path, database_url=postgres_url, env=FAST_QUEUE_ENV)
     await worker.start()
     try:
+        await api.start()
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client:
             metrics = await client.get("/metrics")
             ready = await client.get("/readyz")
+        async with httpx.AsyncClient(base_url=api.url) as client:
+            api_metrics = await client.get("/metrics")
+            api_ready = await client.get("/readyz")
         checked = health("--worker", "--ready", env={"RECOVERLY_METRICS_PORT": str(port)})
     finally:
+        await api.stop()
         await worker.stop()
+    assert api_ready.status_code == 200 and api_ready.json()["checks"]["jobs"] == "ok"
+    assert "recoverly_job_queue_depth 0.0" in api_metrics.text
     assert metrics.status_code == 200
     assert "recoverly_job_queue_depth 0.0" in metrics.text
     assert "recoverly_restores_started_total" in metrics.text
