@@ -9,20 +9,16 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from opentelemetry import propagate, trace
-from opentelemetry.sdk.resources import SERVICE_NAME, Resource
-from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import (
-    BatchSpanProcessor,
-    ConsoleSpanExporter,
-    SimpleSpanProcessor,
-    SpanExporter,
-)
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from recoverly.settings import Settings
+
+if TYPE_CHECKING:  # the SDK is imported only when tracing is turned on
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SpanExporter
 
 TRACE_KEY = "_trace"
 _state: dict[str, TracerProvider] = {}
@@ -38,6 +34,10 @@ def configure_tracing(
     kind = settings.traces_exporter()
     if exporter is None and kind is None:
         return False
+    from opentelemetry.sdk.resources import SERVICE_NAME, Resource
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor
+
     name = settings.otel_service_name or service
     provider = TracerProvider(resource=Resource.create({SERVICE_NAME: name}))
     if exporter is not None:
@@ -62,6 +62,8 @@ def shutdown_tracing() -> None:
 
 def _exporter(kind: str) -> SpanExporter:
     if kind == "console":
+        from opentelemetry.sdk.trace.export import ConsoleSpanExporter
+
         return ConsoleSpanExporter()
     if kind == "otlp":
         from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter

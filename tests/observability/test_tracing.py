@@ -4,6 +4,10 @@ through the embedded runner and through the procrastinate queue."""
 from __future__ import annotations
 
 import asyncio
+import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -116,3 +120,42 @@ async def _stored_args(db: Database) -> dict[str, Any]:
             text("SELECT args FROM procrastinate_jobs ORDER BY id DESC LIMIT 1")
         )
         return dict(result.scalar_one())
+
+
+CONFIGURE = """
+import sys
+from opentelemetry import trace
+from recoverly.observability import tracing
+from recoverly.settings import Settings
+
+on = tracing.configure_tracing(Settings(), service="recoverly-api")
+trace.get_tracer("tests").start_span("hello").end()
+tracing.shutdown_tracing()
+print("tracing", on, file=sys.stderr)
+"""
+
+
+def _configure(**env: str) -> subprocess.CompletedProcess[str]:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
+    return subprocess.run(
+        [sys.executable, "-c", CONFIGURE],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        env={**clean, **env},
+    )
+
+
+def test_tracing_is_off_by_default_and_on_with_the_standard_variables() -> None:
+    off = _configure()
+    assert "tracing False" in off.stderr and off.stdout == ""
+    on = _configure(OTEL_TRACES_EXPORTER="console", OTEL_SERVICE_NAME="recoverly-test")
+    assert "tracing True" in on.stderr
+    span = json.loads(on.stdout)
+    assert span["name"] == "hello"
+    assert span["resource"]["attributes"]["service.name"] == "recoverly-test"
+    disabled = _configure(OTEL_TRACES_EXPORTER="console", OTEL_SDK_DISABLED="true")
+    assert "tracing False" in disabled.stderr
+    unknown = _configure(OTEL_TRACES_EXPORTER="zipkin")
+    assert unknown.returncode != 0 and "OTEL_TRACES_EXPORTER='zipkin'" in unknown.stderr
