@@ -151,6 +151,7 @@ def _route_to_stdlib() -> None:
     loggers like any library's: dropped below WARNING unless the program configures them."""
     structlog.configure(
         processors=[
+            structlog.stdlib.filter_by_level,
             structlog.contextvars.merge_contextvars,
             _add_request,
             _redact,
