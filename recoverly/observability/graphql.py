@@ -7,7 +7,7 @@ import time
 from collections.abc import Generator, Iterator
 from typing import Any
 
-from graphql import GraphQLError
+from graphql import GraphQLError, OperationDefinitionNode
 from opentelemetry import trace
 from strawberry.extensions import LifecycleStep, SchemaExtension
 from strawberry.extensions.tracing import OpenTelemetryExtension
@@ -47,11 +47,8 @@ class OperationObserver(SchemaExtension):
 
     def _finish(self, seconds: float) -> None:
         context = self.execution_context
-        name = self.metrics.operation_label(context.operation_name)
-        try:
-            kind = context.operation_type.value
-        except RuntimeError:  # not even parsed
-            kind = "unknown"
+        name, kind = _operation(context)
+        name = self.metrics.operation_label(name)
         errors = _top_level_errors(context)
         codes = [_error_code(error) for error in errors]
         if kind == "mutation":
@@ -76,6 +73,20 @@ class OperationObserver(SchemaExtension):
             outcome=outcome,
             error_codes=codes,
         )
+
+
+def _operation(context: ExecutionContext) -> tuple[str | None, str]:
+    """The name and type of the operation that ran, in one pass over the document."""
+    name = context.operation_name
+    document = context.graphql_document
+    if document is None:  # not even parsed
+        return name, "unknown"
+    for definition in document.definitions:
+        if isinstance(definition, OperationDefinitionNode) and name == (
+            definition.name.value if definition.name else None
+        ):
+            return name, definition.operation.value
+    return name, "unknown"
 
 
 def _top_level_errors(context: ExecutionContext) -> list[GraphQLError]:

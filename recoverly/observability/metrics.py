@@ -144,6 +144,7 @@ class Metrics:
             registry=registry,
         )
         self._names: set[str] = set()
+        self._children: dict[tuple[str, str, str], tuple[Counter, Histogram]] = {}
 
     def operation_label(self, name: str | None) -> str:
         """A bounded label for a client-chosen operation name."""
@@ -161,8 +162,15 @@ class Metrics:
     def observe_operation(
         self, *, name: str, kind: str, seconds: float, outcome: str, codes: Iterable[str]
     ) -> None:
-        self.operations.labels(name, kind, outcome).inc()
-        self.operation_seconds.labels(name, kind).observe(seconds)
+        key = (name, kind, outcome)
+        children = self._children.get(key)
+        if children is None:
+            children = self._children[key] = (
+                self.operations.labels(name, kind, outcome),
+                self.operation_seconds.labels(name, kind),
+            )
+        children[0].inc()
+        children[1].observe(seconds)
         for code in codes:
             self.errors.labels(code).inc()
 
