@@ -15,6 +15,7 @@ from recoverly.database import Database
 from recoverly.models import (
     AccessReview,
     Admin,
+    AuditEvent,
     Backup,
     BackupCopy,
     BackupPolicy,
@@ -28,8 +29,9 @@ from recoverly.models import (
     ProductInstance,
     Restore,
     SiteGroup,
+    SiteUser,
 )
-from recoverly.services.access import billable_users_added
+from recoverly.services.access import billable_member_counts, billable_users_added
 from recoverly.services.scoping import Scope
 
 RowT = TypeVar("RowT", bound=SQLModel)
@@ -46,7 +48,10 @@ class Loaders:
         self.restore = self._by_id(Restore)
         self.policy = self._by_id(BackupPolicy)
         self.group = self._by_id(SiteGroup)
+        self.user = self._by_id(SiteUser)
         self.access_review = self._by_id(AccessReview)
+        self.audit_event = self._by_id(AuditEvent)
+        self.billable_member_count = DataLoader(load_fn=self._load_billable_members)
         self.billable_users_added = DataLoader(load_fn=self._load_billable_added)
         self.group_member_count = DataLoader(load_fn=self._load_member_counts)
         self.group_products = DataLoader(load_fn=self._load_group_products)
@@ -88,6 +93,12 @@ class Loaders:
             reviews = await self.scope.get_many(session, AccessReview, review_ids)
             added = await billable_users_added(session, reviews)
         return [added.get(i, 0) for i in review_ids]
+
+    async def _load_billable_members(self, group_ids: list[int]) -> list[int]:
+        async with self.db.session() as session:
+            groups = await self.scope.get_many(session, SiteGroup, group_ids)
+            counts = await billable_member_counts(session, groups)
+        return [counts.get(i, 0) for i in group_ids]
 
     async def _load_member_counts(self, group_ids: list[int]) -> list[int]:
         statement = (

@@ -82,6 +82,36 @@ async def billable_users_added(
     return added
 
 
+async def billable_member_counts(
+    session: AsyncSession, groups: Sequence[SiteGroup]
+) -> dict[int, int]:
+    """For each group: its members who are billable users of any product of the organization
+    (through this group or another), each person counted once."""
+    instance_ids = {g.instance_id for g in groups}
+    orgs = dict(
+        (
+            await session.exec(
+                select(ProductInstance.id, ProductInstance.organization_id).where(
+                    col(ProductInstance.id).in_(instance_ids)
+                )
+            )
+        ).all()
+    )
+    billable: dict[int, set[str]] = {}
+    for org_id in set(orgs.values()):
+        billable[org_id] = set()
+        for product in ProductKey:
+            billable[org_id] |= await billable_accounts(
+                session, organization_id=org_id, product=product
+            )
+    members = await group_accounts(session, [g.id for g in groups if g.id is not None])
+    return {
+        g.id: len(members.get(g.id, set()) & billable[orgs[g.instance_id]])
+        for g in groups
+        if g.id is not None
+    }
+
+
 async def organization_billing(session: AsyncSession, organization_id: int) -> list[ProductBilling]:
     return [
         ProductBilling(
