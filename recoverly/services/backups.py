@@ -327,7 +327,8 @@ async def _finish_cancel(
         backup.completed_at = runtime.now()
         backup.items_done = done
         backup.message = (
-            f"canceled after reading {done} of {total} items: the partial archive was deleted"
+            f"canceled after reading {done} of {total} items: its archive was deleted, "
+            "no copy is kept"
         )
         await operations.release(
             session, instance_id=backup.instance_id, kind="backup", ref_id=backup_id
