@@ -30,10 +30,10 @@ def classify(error: GraphQLError) -> str:
     if isinstance(code, str):
         return code
     original = error.original_error
-    if original is None:
-        return _document_error_code(error.message)
     if isinstance(original, GraphQLError) and original.extensions.get("code"):
         return str(original.extensions["code"])
+    if error.path is None and (original is None or error.message.startswith("Variable '$")):
+        return _document_error_code(error.message)
     for kind, client_code in CLIENT_ERRORS.items():
         if isinstance(original, kind):
             return client_code
@@ -41,7 +41,7 @@ def classify(error: GraphQLError) -> str:
 
 
 def _document_error_code(message: str) -> str:
-    """Errors found before execution (parsing, validation, variables) carry no exception."""
+    """Errors found before execution (parsing, validation, variables): no field path."""
     if "exceeds maximum operation depth" in message or (
         "more than" in message and "tokens" in message
     ):
