@@ -256,13 +256,21 @@ def _audit_decision(
 async def set_group_access(
     runtime: Runtime, scope: Scope, *, group_id: int, product: ProductKey, granted: bool
 ) -> SiteGroup:
-    """Grant or revoke a product's access for any group of an organization's site."""
+    """Grant or revoke a product's access for a group of an organization's site; only the
+    product that site serves can be granted (groups belong to a site, as in Jira)."""
     async with runtime.db.transaction() as session:
         group = await scope.get(session, SiteGroup, group_id)
         if group is None:
             raise not_found("group", field=["input", "groupId"])
         instance = await session.get(ProductInstance, group.instance_id)
         assert instance is not None and group.id is not None
+        if granted and product != instance.product:
+            raise ServiceError(
+                ErrorCode.INVALID_INPUT,
+                f"{group.name} is a group of the {instance.product.title()} site "
+                f"{instance.name}: it can only be given {instance.product.title()} access",
+                field=["input", "product"],
+            )
         before = await billable_accounts(
             session, organization_id=instance.organization_id, product=product
         )
