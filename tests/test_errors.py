@@ -3,14 +3,17 @@ expected mistakes are logged in one line, and mutation errors point at their inp
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 from typing import Any
 
+import httpx
 import pytest
 
+from recoverly.app import create_app
 from recoverly.resolvers.global_ids import to_global_id
-from tests.conftest import Deployment
+from tests.conftest import DEMO_TOKEN, Deployment, RunningServer
 from tests.services.test_restores import START, latest_backup, restore_input
 
 BACKUPS = """query($org: ID!, $first: Int, $after: String) {
@@ -134,6 +137,38 @@ async def test_unexpected_errors_are_internal_with_a_traceback_in_the_log(
         )
     assert codes(errors) == ["INTERNAL_SERVER_ERROR"]
     assert any(r.exc_info and "disk on fire" in str(r.exc_info[1]) for r in caplog.records)
+
+
+async def test_production_masks_the_message_and_keeps_the_code(
+    deployment: Deployment, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from recoverly.resolvers import queries
+
+    async def broken(*args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("secret path /srv/x")
+
+    monkeypatch.setattr(queries, "organization_billing", broken)
+    settings = deployment.runtime.settings.model_copy(update={"production": True})
+    runtime = dataclasses.replace(deployment.runtime, settings=settings)
+    async with RunningServer(create_app(runtime=runtime), lifespan="off") as url:
+        headers = {"Authorization": f"Bearer {DEMO_TOKEN}"}
+        async with httpx.AsyncClient(base_url=url, headers=headers) as client:
+            billing = "query($id: ID!) { organization(id: $id) { billing { product } } }"
+            body = (
+                await client.post(
+                    "/graphql", json={"query": billing, "variables": {"id": acme(deployment)}}
+                )
+            ).json()
+            paging = (
+                await client.post(
+                    "/graphql",
+                    json={"query": BACKUPS, "variables": {"org": acme(deployment), "first": 0}},
+                )
+            ).json()
+    assert codes(body["errors"]) == ["INTERNAL_SERVER_ERROR"]
+    assert "secret" not in json.dumps(body)
+    assert codes(paging["errors"]) == ["BAD_USER_INPUT"]
+    assert "between 1 and 100" in paging["errors"][0]["message"], "client errors stay readable"
 
 
 async def test_expected_errors_log_one_line_without_traceback(

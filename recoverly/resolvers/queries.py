@@ -19,13 +19,11 @@ from recoverly.models import (
     AuditEvent,
     Backup,
     BackupPolicy,
-    GroupMembership,
     Organization,
     ProductInstance,
     ProductKey,
     Restore,
     SiteGroup,
-    SiteUser,
 )
 from recoverly.models.base import RestoreStatus
 from recoverly.resolvers.context import Context
@@ -142,17 +140,6 @@ async def groups(
     if search:
         statement = statement.where(col(SiteGroup.name).ilike(f"%{_escape_like(search)}%", "\\"))
     return await _page(ctx, statement, SiteGroup, first=first, after=after)
-
-
-async def group_members(
-    ctx: Context, *, group_id: int, first: int, after: str | None
-) -> Page[SiteUser]:
-    statement = (
-        select(SiteUser)
-        .join(GroupMembership, col(GroupMembership.user_id) == SiteUser.id)
-        .where(col(GroupMembership.group_id) == group_id)
-    )
-    return await _page(ctx, statement, SiteUser, first=first, after=after)
 
 
 async def backup_policies(

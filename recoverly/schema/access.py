@@ -9,7 +9,6 @@ import strawberry
 from strawberry.types import Info
 
 from recoverly import models
-from recoverly.resolvers import queries
 from recoverly.resolvers.global_ids import to_global_id
 from recoverly.schema.connections import Connection
 from recoverly.schema.enums import AccessReviewStatus, ProductKey
@@ -74,10 +73,8 @@ class Group(Node):
     async def members(
         self, info: Info[Any, None], first: int | None = 20, after: str | None = None
     ) -> Connection[User]:
-        assert self.row.id is not None
-        page = await queries.group_members(
-            info.context, group_id=self.row.id, first=20 if first is None else first, after=after
-        )
+        key = (self.row.id, 20 if first is None else first, after)
+        page = await info.context.loaders.group_members.load(key)
         return Connection.from_page(page, User.from_row, after=after)
 
 

@@ -7,7 +7,7 @@ from typing import Any
 
 import strawberry
 from graphql import GraphQLError
-from strawberry.extensions import MaskErrors, MaxTokensLimiter, QueryDepthLimiter, SchemaExtension
+from strawberry.extensions import MaxTokensLimiter, QueryDepthLimiter, SchemaExtension
 from strawberry.types import ExecutionContext, ExecutionResult
 from strawberry.types.graphql import OperationType
 
@@ -15,7 +15,7 @@ from recoverly.resolvers.errors import BadUserInputError, NotFoundError
 from recoverly.resolvers.pagination import PaginationError
 from recoverly.schema.access_mutations import AccessMutations
 from recoverly.schema.backup_mutations import BackupMutations
-from recoverly.schema.error_codes import assign_codes
+from recoverly.schema.error_codes import MaskErrorsKeepingCodes, assign_codes
 from recoverly.schema.query import Query
 from recoverly.schema.restore_mutations import RestoreMutations
 from recoverly.schema.subscription import Subscription
@@ -64,7 +64,7 @@ def build_schema(settings: Settings) -> strawberry.Schema:
         lambda: MaxTokensLimiter(max_token_count=settings.max_query_tokens),
     ]
     if settings.production:
-        extensions.append(lambda: MaskErrors(should_mask_error=_should_mask))
+        extensions.append(lambda: MaskErrorsKeepingCodes(should_mask_error=_should_mask))
     return RecoverlySchema(
         query=Query, mutation=Mutation, subscription=Subscription, extensions=extensions
     )

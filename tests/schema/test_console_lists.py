@@ -3,11 +3,13 @@ and the audit log; each a Relay connection with stable cursors, filters and scop
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import Any
 
 import pytest
+from sqlalchemy import event
 
 from recoverly.models import utcnow
 from recoverly.resolvers.global_ids import to_global_id
@@ -274,3 +276,35 @@ async def test_lists_of_another_organization_are_not_found(console: Deployment, 
     for org in (org_id(console), to_global_id("Organization", 424242)):
         errors = await console.errors(query, {"org": org}, token=OTHER_TOKEN)
         assert [e["extensions"]["code"] for e in errors] == ["NOT_FOUND"]
+
+
+async def test_nested_members_cost_the_same_for_two_groups_or_twelve(console: Deployment) -> None:
+    query = """query($org: ID!, $first: Int) { organization(id: $org) {
+      groups(first: $first) { nodes { name memberCount billableMemberCount productAccess
+        members(first: 3) { totalCount pageInfo { hasNextPage } nodes { email } } } } } }"""
+    statements: list[str] = []
+
+    def count(conn: object, cursor: object, statement: str, *args: object) -> None:
+        # Only the request's statements: not the job workers' or the scheduler's polling.
+        task = asyncio.current_task()
+        if task is None or not task.get_name().startswith("recoverly-"):
+            statements.append(statement)
+
+    engine = console.runtime.db.engine.sync_engine
+    counts = {}
+    for first in (2, 12):
+        statements.clear()
+        event.listen(engine, "before_cursor_execute", count)
+        try:
+            data = await console.gql(query, {"org": org_id(console), "first": first})
+        finally:
+            event.remove(engine, "before_cursor_execute", count)
+        groups = data["organization"]["groups"]["nodes"]
+        assert len(groups) == first
+        for group in groups:
+            members = group["members"]
+            assert members["totalCount"] == group["memberCount"]
+            assert len(members["nodes"]) == min(3, group["memberCount"])
+            assert members["pageInfo"]["hasNextPage"] == (group["memberCount"] > 3)
+        counts[first] = len(statements)
+    assert counts[2] == counts[12], counts
