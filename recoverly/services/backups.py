@@ -155,7 +155,6 @@ async def perform_backup(runtime: Runtime, *, backup_id: int, attempt: int = 1) 
             backup.message = "reading the site"
         backup.started_at = backup.started_at or runtime.now()
         backup.attempts = attempt
-
         await session.exec(  # type: ignore[call-overload]
             delete(BackupCopy).where(col(BackupCopy.backup_id) == backup_id)
         )
@@ -216,7 +215,7 @@ async def perform_backup(runtime: Runtime, *, backup_id: int, attempt: int = 1) 
             backup.entity_counts = dict(manifest.entity_counts)
             backup.failure_reason = None
             # Rows added or deleted while the export ran change the count it started from.
-            backup.items_done = backup.items_total = max(rows_read, 0)
+            backup.items_done = backup.items_total = rows_read
             backup.message = f"backed up {manifest.total_records} records"
             session.add_all(copies)
             await operations.release(

@@ -12,7 +12,9 @@ from recoverly.models import (
     FINAL_BACKUP_STATUSES,
     FINAL_RESTORE_STATUSES,
     Backup,
+    BackupStatus,
     Restore,
+    RestoreStatus,
     utcnow,
 )
 
@@ -48,11 +50,13 @@ def progress_event(row: Restore | Backup) -> dict[str, Any]:
     """The row's current state as a progress event (no rate: a row holds no history)."""
     assert row.id is not None
     done = min(row.items_done, row.items_total) if row.items_total else row.items_done
+    completed = row.status in (RestoreStatus.COMPLETED, BackupStatus.COMPLETED)
     event: dict[str, Any] = {
         "status": str(row.status),
         "items_done": done,
         "items_total": row.items_total,
-        "percent": percent(done, row.items_total),
+        # Nothing to do is done at once: a completed run is 100%, even of zero items.
+        "percent": 100.0 if completed else percent(done, row.items_total),
         "message": row.message,
         "items_per_second": None,
         "eta_seconds": None,

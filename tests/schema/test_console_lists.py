@@ -124,6 +124,11 @@ async def test_group_members_paginate(console: Deployment) -> None:
     assert len(members) == group["memberCount"] > 7
     assert len({m["id"] for m in members}) == len(members)
     assert all(m["accountId"] and "@" in m["email"] for m in members)
+    user = "query($id: ID!) { node(id: $id) { ... on User { email } } }"
+    assert (await console.gql(user, {"id": members[0]["id"]}))["node"] == {
+        "email": members[0]["email"]
+    }
+    assert (await console.gql(user, {"id": members[0]["id"]}, token=OTHER_TOKEN))["node"] is None
 
 
 async def test_groups_of_another_organization_are_not_visible(console: Deployment) -> None:
