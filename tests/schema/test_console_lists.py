@@ -262,6 +262,28 @@ async def test_audit_events_filter_by_action_actor_and_time(console: Deployment)
 
     events = await walk(fetch, lambda d: d["auditEvents"])
     assert len(events) >= 2 and len({e["id"] for e in events}) == len(events)
+
+    # Cursors are stable: an event recorded mid-walk neither repeats nor hides a row.
+    first_page = (await fetch(None))["auditEvents"]
+    await console.gql(
+        CREATE,
+        {
+            "input": {
+                "instanceId": site_id(console, "acme_jira"),
+                "name": "mid-walk",
+                "schedule": "WEEKLY",
+                "startAt": (utcnow() + timedelta(days=9)).isoformat(),
+            }
+        },
+    )
+    walked = [e["node"]["id"] for e in first_page["edges"]]
+    after = first_page["pageInfo"]["endCursor"]
+    while after:
+        page = (await fetch(after))["auditEvents"]
+        walked += [e["node"]["id"] for e in page["edges"]]
+        after = page["pageInfo"]["endCursor"] if page["pageInfo"]["hasNextPage"] else None
+    assert walked == [e["id"] for e in events]
+    events = await walk(fetch, lambda d: d["auditEvents"])
     ats = [e["at"] for e in events]
     assert ats == sorted(ats, reverse=True), "newest first"
     starts = await walk(lambda a: fetch(a, action=["restore.start"]), lambda d: d["auditEvents"])

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from recoverly.models import Backup
+from recoverly.products.digest import content_digest
 from recoverly.resolvers.global_ids import decode_id, to_global_id
 from recoverly.services.backups import internal_key
 from recoverly.services.progress import RateWindow
@@ -125,6 +126,34 @@ async def test_canceled_restore_keeps_its_last_progress(site: Deployment) -> Non
     assert node["progress"]["itemsDone"] == last["itemsDone"], "the last real progress stays"
     assert f"after {last['itemsDone']} of {last['itemsTotal']} items" in last["message"]
     assert "removed" in last["message"]
+
+
+async def test_canceled_confluence_restore_ends_within_its_total(site: Deployment) -> None:
+    backup = await latest_backup(site, "acme_confluence")
+    before = await content_digest(site.runtime.db, site.demo.instances["acme_confluence_target"])
+    preview = await site.gql(
+        PREVIEW, {"input": restore_input(site, backup, "acme_confluence_target")}
+    )
+    started = await start(site, backup, "acme_confluence_target")
+    restore_id = started["restore"]["id"]
+    events: list[dict[str, Any]] = []
+    sent = False
+    async with site.websocket() as ws:
+        operation = await ws.subscribe(PROGRESS, {"id": restore_id})
+        async for event in ws.events(operation):
+            events.append(event["restoreProgress"])
+            if event["restoreProgress"]["status"] == "IN_PROGRESS" and not sent:
+                sent = True
+                canceled = await site.gql(CANCEL_RESTORE, {"i": {"restoreId": restore_id}})
+                assert canceled["cancelRestore"]["errors"] == []
+    last = events[-1]
+    assert last["status"] == "CANCELED" and last["phase"] is None
+    assert_adds_up(events)
+    assert last["itemsTotal"] == preview["restorePreview"]["itemsTotal"]
+    assert last["itemsDone"] <= last["itemsTotal"]
+    assert "the destination is" in last["message"]
+    after = await content_digest(site.runtime.db, site.demo.instances["acme_confluence_target"])
+    assert after == before
 
 
 async def test_backup_progress_to_completed(site: Deployment) -> None:
