@@ -86,7 +86,10 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
     except OSError as error:
         return _fail(f"cannot listen on {host}:{port}: {error.strerror or error}")
     try:
-        asyncio.run(_prepare(settings, args, f"http://{host}:{port}/graphql"))
+        demo = args.demo_scale if args.demo else None
+        asyncio.run(
+            _prepare(settings, demo_scale=demo, graphql_url=f"http://{host}:{port}/graphql")
+        )
         runtime = build_runtime(settings)
     except StartupError as error:
         listener.close()
@@ -112,15 +115,22 @@ def _bind(host: str, port: int) -> socket.socket:
     return listener
 
 
-async def _prepare(settings: Settings, args: argparse.Namespace, graphql_url: str) -> None:
-    """Migrate the database (proving it is reachable) and, with ``--demo``, seed it."""
+async def _prepare(
+    settings: Settings,
+    *,
+    worker: bool = False,
+    demo_scale: int | None = None,
+    graphql_url: str = "",
+) -> None:
+    """Migrate the database (proving it is reachable) and, given a ``demo_scale``, seed the
+    demo; a bad setting or an unusable database is a StartupError."""
     from sqlalchemy.engine import make_url
     from sqlalchemy.exc import SQLAlchemyError
 
     from recoverly.services.system import build_runtime, migrate_database
 
     try:
-        runtime = build_runtime(settings)
+        runtime = build_runtime(settings, worker=worker)
     except (ValueError, SQLAlchemyError) as error:
         raise StartupError(f"invalid configuration: {error}") from None
     try:
@@ -132,18 +142,21 @@ async def _prepare(settings: Settings, args: argparse.Namespace, graphql_url: st
         await runtime.db.dispose()
         raise StartupError(f"cannot use the database {url}: {reason}") from None
     try:
-        if args.demo:
-            await _seed(runtime, settings, args.demo_scale, graphql_url)
+        if demo_scale is not None:
+            await _seed(runtime, settings, demo_scale, graphql_url)
     finally:
         await runtime.db.dispose()
 
 
 def _worker(settings: Settings, args: argparse.Namespace) -> int:
     if settings.job_runner != "queue":
-        print("recoverly worker needs RECOVERLY_JOB_RUNNER=queue (and PostgreSQL)", file=sys.stderr)
-        return 2
+        return _fail("recoverly worker needs RECOVERLY_JOB_RUNNER=queue (and PostgreSQL)")
     if args.concurrency is not None:
         settings = settings.model_copy(update={"job_concurrency": args.concurrency})
+    try:
+        asyncio.run(_prepare(settings, worker=True))
+    except StartupError as error:
+        return _fail(str(error))
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     logging.getLogger("procrastinate").setLevel(logging.WARNING)
     return asyncio.run(_run_worker(settings))

@@ -75,11 +75,22 @@ def test_configuration_errors_are_one_clear_line(
     result = run_cli(
         "serve", "--port", str(free_port()), env={"RECOVERLY_DATA_DIR": str(tmp_path), **env}
     )
+    assert_one_line(result, expected)
+    assert "secret" not in result.stderr
+
+
+def test_a_worker_without_its_database_is_one_clear_line(tmp_path: Path) -> None:
+    url = "postgresql://postgres@127.0.0.1:1/recoverly"
+    env = {"RECOVERLY_JOB_RUNNER": "queue", "RECOVERLY_DATABASE_URL": url}
+    result = run_cli("worker", env={"RECOVERLY_DATA_DIR": str(tmp_path), **env})
+    assert_one_line(result, f"cannot use the database {url}")
+
+
+def assert_one_line(result: subprocess.CompletedProcess[str], expected: str) -> None:
     assert result.returncode == 2
     assert result.stdout == ""
     assert len(result.stderr.splitlines()) == 1, result.stderr
     assert result.stderr.startswith("recoverly: ") and expected in result.stderr
-    assert "secret" not in result.stderr
 
 
 def test_a_taken_port_is_found_before_seeding(tmp_path: Path) -> None:
