@@ -201,8 +201,13 @@ async def _seed(runtime: Runtime, settings: Settings, scale: int, graphql_url: s
     )
     backups = await seed_demo_backups(runtime, info)
     if backups:
-        print(f"Recoverly demo: {backups} backups made", flush=True)
-    print("Recoverly demo " + ("seeded" if info.created else "already seeded"), flush=True)
+        print(f"Recoverly demo: {backups} backup{'s' * (backups != 1)} made", flush=True)
+    if info.created:
+        print("Recoverly demo seeded", flush=True)
+    elif backups:
+        print("Recoverly demo completed: an earlier seed had been interrupted", flush=True)
+    else:
+        print("Recoverly demo already seeded", flush=True)
     print(f"  GraphiQL:            {graphql_url}#token={info.admin_token}")
     print(f"  Acme admin token:    {info.admin_token}   (admin@acme.example)")
     print(f"  Globex admin token:  {info.other_token}   (admin@globex.example)")

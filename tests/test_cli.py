@@ -182,4 +182,6 @@ async def test_an_interrupted_demo_seed_is_completed_by_the_next_start(tmp_path:
         assert body["data"] == {"viewer": {"email": "admin@acme.example"}}
     finally:
         await second.stop()
-    assert "Recoverly demo already seeded" in second.log_path.read_text()
+    log = second.log_path.read_text()
+    assert "Recoverly demo completed: an earlier seed had been interrupted" in log
+    assert f"{4 - len(interrupted) + 1} backup" in log, "the interrupted one and the rest"
