@@ -150,8 +150,10 @@ def configure_logging(settings: Settings, *, stream: Any = None) -> None:
     # The request lines replace uvicorn's access log (which would print query strings).
     logging.getLogger("uvicorn.access").setLevel(logging.WARNING)
     # Their debug lines are one per statement or per poll: enough to drown a busy process.
-    for name in ("sqlalchemy", "aiosqlite", "asyncio"):
+    for name in ("sqlalchemy", "aiosqlite", "asyncio", "alembic"):
         logging.getLogger(name).setLevel(max(level, logging.WARNING))
+    # Of alembic, only the migrations it applies ("Running upgrade ...").
+    logging.getLogger("alembic.runtime.migration").setLevel(level)
     if level > logging.DEBUG:
         logging.getLogger("procrastinate").setLevel(max(level, logging.WARNING))
 

@@ -1,24 +1,29 @@
-"""The Strawberry schema: roots joined, with depth and size limits and error masking."""
+"""The Strawberry schema: roots joined, with depth and size limits, error codes and masking."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
 
 import strawberry
 from graphql import GraphQLError
-from strawberry.extensions import MaskErrors, MaxTokensLimiter, QueryDepthLimiter, SchemaExtension
+from strawberry.extensions import MaxTokensLimiter, QueryDepthLimiter, SchemaExtension
+from strawberry.types import ExecutionContext, ExecutionResult
+from strawberry.types.graphql import OperationType
 
+from recoverly.resolvers.errors import BadUserInputError, NotFoundError
 from recoverly.resolvers.pagination import PaginationError
-from recoverly.resolvers.subscriptions import RestoreNotFoundError
 from recoverly.schema.access_mutations import AccessMutations
 from recoverly.schema.backup_mutations import BackupMutations
+from recoverly.schema.error_codes import MaskErrorsKeepingCodes, assign_codes
 from recoverly.schema.query import Query
 from recoverly.schema.restore_mutations import RestoreMutations
 from recoverly.schema.subscription import Subscription
 from recoverly.settings import Settings
 
 # Errors whose message is meant for the client even in production.
-CLIENT_ERRORS = (PaginationError, RestoreNotFoundError)
+CLIENT_ERRORS = (PaginationError, NotFoundError, BadUserInputError)
+HTTP_OPERATIONS = frozenset({OperationType.QUERY, OperationType.MUTATION})
 
 
 def _should_mask(error: GraphQLError) -> bool:
@@ -31,6 +36,28 @@ class Mutation(BackupMutations, RestoreMutations, AccessMutations):
     """Every mutation takes one ``input`` and returns a payload with ``errors``."""
 
 
+class RecoverlySchema(strawberry.Schema):
+    """Every top-level error gets an ``extensions.code``; subscriptions are websocket-only."""
+
+    def process_errors(
+        self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
+    ) -> None:
+        unexpected = assign_codes(errors)
+        if unexpected:
+            super().process_errors(unexpected, execution_context)
+
+    async def execute(  # type: ignore[override]
+        self,
+        query: str | None,
+        *args: Any,
+        allowed_operation_types: Iterable[OperationType] | None = None,
+        **kwargs: Any,
+    ) -> ExecutionResult:
+        # ``execute`` serves HTTP; websocket operations go through ``subscribe``.
+        allowed = HTTP_OPERATIONS.intersection(allowed_operation_types or HTTP_OPERATIONS)
+        return await super().execute(query, *args, allowed_operation_types=allowed, **kwargs)
+
+
 def build_schema(
     settings: Settings, *, observers: Sequence[Callable[[], SchemaExtension]] = ()
 ) -> strawberry.Schema:
@@ -41,7 +68,7 @@ def build_schema(
         lambda: MaxTokensLimiter(max_token_count=settings.max_query_tokens),
     ]
     if settings.production:
-        extensions.append(lambda: MaskErrors(should_mask_error=_should_mask))
-    return strawberry.Schema(
+        extensions.append(lambda: MaskErrorsKeepingCodes(should_mask_error=_should_mask))
+    return RecoverlySchema(
         query=Query, mutation=Mutation, subscription=Subscription, extensions=extensions
     )
