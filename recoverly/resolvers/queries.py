@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from typing import Any
 
@@ -20,6 +21,7 @@ from recoverly.resolvers.context import Context
 from recoverly.resolvers.global_ids import decode_id, from_global_id
 from recoverly.resolvers.pagination import Page, paginate
 from recoverly.services import access
+from recoverly.services.locations import Availability, availability
 
 NODE_LOADERS = {
     "Organization": "organization",
@@ -75,6 +77,22 @@ async def restores(
     return await _page(ctx, statement, Restore, first=first, after=after)
 
 
+async def backup_relations(
+    ctx: Context, rows: Sequence[Backup]
+) -> dict[int, tuple[ProductInstance, Availability]]:
+    """Each backup's source site and availability, for a page at once: two queries."""
+    loaders = ctx.loaders
+    copies, sources = await asyncio.gather(
+        loaders.copies_by_backup.load_many([row.id for row in rows]),
+        loaders.instance.load_many([row.instance_id for row in rows]),
+    )
+    now = ctx.runtime.now()
+    return {
+        row.id: (source, availability(row, row_copies, now))  # type: ignore[misc]
+        for row, row_copies, source in zip(rows, copies, sources, strict=True)
+    }
+
+
 def _org_id(ctx: Context, global_id: str) -> int:
     # An unknown or foreign organization yields an empty page, exactly like one without rows.
     return decode_id(global_id, "Organization") or -1
@@ -84,7 +102,7 @@ async def _page(
     ctx: Context, statement: Any, model: type[SQLModel], *, first: int, after: str | None
 ) -> Page[Any]:
     scoped = ctx.authenticated_scope.restrict(statement, model)
-    async with ctx.runtime.db.session() as session:
+    async with ctx.db.use() as session:
         return await paginate(session, scoped, model=model, first=first, after=after)
 
 
@@ -95,5 +113,5 @@ async def pending_access_reviews(ctx: Context, organization_id: str) -> Sequence
 
 
 async def organization_billing(ctx: Context, organization_id: int) -> list[access.ProductBilling]:
-    async with ctx.runtime.db.session() as session:
+    async with ctx.db.use() as session:
         return await access.organization_billing(session, organization_id)

@@ -6,8 +6,10 @@ from collections.abc import Callable
 from typing import Any, Generic, TypeVar
 
 import strawberry
+from sqlalchemy import Select
+from strawberry.types import Info
 
-from recoverly.resolvers.pagination import Page
+from recoverly.resolvers.pagination import Page, count_rows
 
 NodeT = TypeVar("NodeT")
 
@@ -31,7 +33,12 @@ class Connection(Generic[NodeT]):
     edges: list[Edge[NodeT]]
     nodes: list[NodeT]
     page_info: PageInfo
-    total_count: int
+    count_statement: strawberry.Private[Select[Any]]
+
+    @strawberry.field(description="Rows in the whole listing; counted only when selected.")
+    async def total_count(self, info: Info[Any, None]) -> int:
+        async with info.context.db.use() as session:
+            return await count_rows(session, self.count_statement)
 
     @classmethod
     def from_page(
@@ -47,5 +54,5 @@ class Connection(Generic[NodeT]):
                 start_cursor=page.cursors[0] if page.cursors else None,
                 end_cursor=page.cursors[-1] if page.cursors else None,
             ),
-            total_count=page.total_count,
+            count_statement=page.count_statement,
         )

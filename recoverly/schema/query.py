@@ -7,9 +7,10 @@ from typing import Any
 import strawberry
 from strawberry.types import Info
 
+from recoverly import models
 from recoverly.resolvers import queries
 from recoverly.schema.access import AccessReview, Group
-from recoverly.schema.backups import Backup, BackupPolicy
+from recoverly.schema.backups import Backup, BackupExtras, BackupPolicy
 from recoverly.schema.connections import Connection
 from recoverly.schema.enums import ProductKey, RestoreStatus
 from recoverly.schema.node import Node
@@ -80,7 +81,13 @@ class Query:
             first=20 if first is None else first,
             after=after,
         )
-        return Connection.from_page(page, Backup.from_row, after=after)
+        relations = await queries.backup_relations(info.context, page.rows)
+
+        def convert(row: models.Backup) -> Backup:
+            source, availability = relations[row.id]  # type: ignore[index]
+            return Backup.from_row(row, BackupExtras(source=source, availability=availability))
+
+        return Connection.from_page(page, convert, after=after)
 
     @strawberry.field(description="The Restore table: restores, newest first.")
     async def restores(

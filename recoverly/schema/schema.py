@@ -6,7 +6,15 @@ from collections.abc import Callable
 
 import strawberry
 from graphql import GraphQLError
-from strawberry.extensions import MaskErrors, MaxTokensLimiter, QueryDepthLimiter, SchemaExtension
+from strawberry.extensions import (
+    AddValidationRules,
+    MaskErrors,
+    MaxTokensLimiter,
+    ParserCache,
+    SchemaExtension,
+    ValidationCache,
+)
+from strawberry.extensions.query_depth_limiter import create_validator
 
 from recoverly.resolvers.pagination import PaginationError
 from recoverly.resolvers.subscriptions import RestoreNotFoundError
@@ -32,9 +40,13 @@ class Mutation(BackupMutations, RestoreMutations, AccessMutations):
 
 
 def build_schema(settings: Settings) -> strawberry.Schema:
+    # Validation rules are made once: the validation cache is keyed by the rule classes too.
+    rules = [create_validator(settings.max_query_depth, None)]
     extensions: list[Callable[[], SchemaExtension]] = [
-        lambda: QueryDepthLimiter(max_depth=settings.max_query_depth),
         lambda: MaxTokensLimiter(max_token_count=settings.max_query_tokens),
+        lambda: AddValidationRules(rules),
+        lambda: ParserCache(maxsize=settings.document_cache_size),
+        lambda: ValidationCache(maxsize=settings.document_cache_size),
     ]
     if settings.production:
         extensions.append(lambda: MaskErrors(should_mask_error=_should_mask))

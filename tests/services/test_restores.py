@@ -12,6 +12,7 @@ from recoverly.models import Backup, BackupStatus, ProductKey
 from recoverly.products.digest import content_digest
 from recoverly.resolvers.global_ids import decode_id, to_global_id
 from recoverly.services.backups import internal_key
+from recoverly.services.progress import restore_topic
 from tests.conftest import OTHER_TOKEN, Deployment
 
 START = """mutation($input: StartRestoreInput!) {
@@ -234,12 +235,13 @@ async def test_hundred_subscribers_leaving_mid_stream_leave_nothing_behind(
 
     await asyncio.gather(*(leave_after_first_event() for _ in range(100)))
     await wait_restore(site, restore_id)
+    topic = restore_topic(decode_id(restore_id, "Restore") or 0)
     async with asyncio.timeout(10):
         while True:
-            if not bus.subscriber_count() and len(asyncio.all_tasks()) <= tasks_before + 2:
+            if not bus.subscriber_count(topic) and len(asyncio.all_tasks()) <= tasks_before + 2:
                 break
             await asyncio.sleep(0.05)
-    assert bus.subscriber_count() == 0
+    assert bus.subscriber_count(topic) == 0
 
 
 async def test_corrupted_archive_fails_with_reason_and_changes_nothing(site: Deployment) -> None:
