@@ -18,10 +18,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import signal
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -208,6 +211,32 @@ async def purge(db_url: str, destination: int) -> None:
     await db.dispose()
 
 
+def start_py_spy(py_spy: str, pid: int, out: Path) -> subprocess.Popen[bytes]:
+    command = [py_spy, "record", "-p", str(pid), "-r", "250", "-f", "raw", "-o", str(out)]
+    return subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def print_py_spy(path: Path, top: int = 25) -> None:
+    """Busy samples of the server's threads by leaf frame and by inclusive frame."""
+    leaves: Counter[str] = Counter()
+    inclusive: Counter[str] = Counter()
+    total = 0
+    for line in path.read_text().splitlines():
+        stack, _, count = line.rpartition(" ")
+        frames = stack.split(";")
+        if any(idle in frames[-1] for idle in ("epoll", "select", "wait (threading", "get (queue")):
+            continue
+        total += int(count)
+        leaves[frames[-1]] += int(count)
+        for frame in set(frames):
+            inclusive[frame] += int(count)
+    print(f"\npy-spy of the server, last round: {total} busy samples")
+    for title, counter in (("leaf", leaves), ("inclusive", inclusive)):
+        print(f"-- {title}")
+        for frame, count in counter.most_common(top):
+            print(f"{100 * count / max(total, 1):5.1f}%  {frame[:140]}")
+
+
 def summary(delays: list[float]) -> tuple[float, float, float, int]:
     if not delays:
         return 0.0, 0.0, 0.0, 0
@@ -229,6 +258,7 @@ async def main() -> None:
         "--subscribers", type=int, nargs="+", default=[1, 200, 1000], help="one round each"
     )
     parser.add_argument("--scale", type=int, default=2)
+    parser.add_argument("--py-spy", help="py-spy binary: record the server in the last round")
     args = parser.parse_args()
     rounds: list[Round] = []
     with tempfile.TemporaryDirectory(prefix="recoverly-bench-") as tmp:
@@ -239,9 +269,16 @@ async def main() -> None:
         )
         await server.start()
         try:
-            for n in args.subscribers:
+            for i, n in enumerate(args.subscribers):
                 await purge(db_url, instances["acme_jira_sandbox"])
+                spy = None
+                if args.py_spy and i == len(args.subscribers) - 1:
+                    spy = start_py_spy(args.py_spy, server.pid, data_dir / "spy.txt")
                 rounds.append(await measure(server, backup_id, instances["acme_jira_sandbox"], n))
+                if spy is not None:
+                    spy.send_signal(signal.SIGINT)
+                    spy.wait()
+                    print_py_spy(data_dir / "spy.txt")
         finally:
             await server.stop()
     base = rounds[0]

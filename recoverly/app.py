@@ -21,6 +21,7 @@ from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 from strawberry.types.unset import UNSET
 
 from recoverly.resolvers.context import Context
+from recoverly.schema.broadcast import BroadcastData
 from recoverly.schema.schema import build_schema
 from recoverly.services.runtime import Runtime
 from recoverly.services.system import build_runtime, start_runtime, stop_runtime
@@ -49,6 +50,15 @@ class GraphQLView(GraphQL[Context, None]):
             subscription_protocols=(GRAPHQL_TRANSPORT_WS_PROTOCOL,),
         )
         self.runtime = runtime
+
+    def encode_json(self, data: object) -> str | bytes:
+        # A broadcast event's frame is encoded once for all its subscribers.
+        if isinstance(data, dict) and data.get("type") == "next":
+            payload = data["payload"]
+            shared = payload.get("data")
+            if isinstance(shared, BroadcastData) and len(payload) == 1:
+                return shared.frame(data["id"])
+        return super().encode_json(data)
 
     async def get_context(self, request: Any, response: Any) -> Context:
         # HTTP: the context AuthenticatedGraphQL made (it holds the request's session).

@@ -70,7 +70,16 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
             return 2
         asyncio.run(_seed(settings, args.demo_scale, f"http://{host}:{port}/graphql"))
     app = create_app(runtime=build_runtime(settings))
-    uvicorn.run(app, host=host, port=port, log_level="info", ws="websockets-sansio")
+    # No permessage-deflate: progress frames are small, and compressing each one for each
+    # subscriber cost more than sending it.
+    uvicorn.run(
+        app,
+        host=host,
+        port=port,
+        log_level="info",
+        ws="websockets-sansio",
+        ws_per_message_deflate=False,
+    )
     return 0
 
 

@@ -42,7 +42,8 @@ async def restore_progress_events(ctx: Context, global_id: str) -> AsyncIterator
         yield current
         while RestoreStatus(last["status"]) not in FINAL_RESTORE_STATUSES:
             try:
-                event = await asyncio.wait_for(subscription.get(), RESYNC_SECONDS)
+                async with asyncio.timeout(RESYNC_SECONDS):  # no task per event, unlike wait_for
+                    event = await subscription.get()
             except TimeoutError:
                 event = await _current(ctx, restore_id) or last
                 if event == last:

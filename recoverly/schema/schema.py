@@ -20,6 +20,7 @@ from recoverly.resolvers.pagination import PaginationError
 from recoverly.resolvers.subscriptions import RestoreNotFoundError
 from recoverly.schema.access_mutations import AccessMutations
 from recoverly.schema.backup_mutations import BackupMutations
+from recoverly.schema.broadcast import BroadcastExecutor
 from recoverly.schema.query import Query
 from recoverly.schema.restore_mutations import RestoreMutations
 from recoverly.schema.subscription import Subscription
@@ -51,5 +52,9 @@ def build_schema(settings: Settings) -> strawberry.Schema:
     if settings.production:
         extensions.append(lambda: MaskErrors(should_mask_error=_should_mask))
     return strawberry.Schema(
-        query=Query, mutation=Mutation, subscription=Subscription, extensions=extensions
+        query=Query,
+        mutation=Mutation,
+        subscription=Subscription,
+        extensions=extensions,
+        execution_context_class=BroadcastExecutor,
     )

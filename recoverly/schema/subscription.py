@@ -9,6 +9,7 @@ import strawberry
 from strawberry.types import Info
 
 from recoverly.resolvers.subscriptions import restore_progress_events
+from recoverly.schema.broadcast import BROADCASTS
 from recoverly.schema.restores import RestoreProgress
 
 
@@ -21,4 +22,4 @@ class Subscription:
         self, info: Info[Any, None], restore_id: strawberry.ID
     ) -> AsyncGenerator[RestoreProgress, None]:
         async for event in restore_progress_events(info.context, restore_id):
-            yield RestoreProgress.from_event(event)
+            yield BROADCASTS.payload(event, RestoreProgress.from_event)
