@@ -116,7 +116,7 @@ async def follow(ws: Any, restore_id: str, stream: Stream) -> None:
         data = json.loads(raw)
         if data["type"] == "complete":
             break
-        assert data["type"] == "next", data
+        assert data["type"] == "next" and data["payload"].get("data"), data
         progress = data["payload"]["data"]["restoreProgress"]
         stream.statuses.append(progress["status"])
         if first:
@@ -211,6 +211,10 @@ async def purge(db_url: str, destination: int) -> None:
     await db.dispose()
 
 
+# Leaf frames of threads waiting for work (aiosqlite's thread blocks in queue.get on line 59).
+IDLE_FRAMES = ("epoll", "select", "wait (threading", "get (queue", "aiosqlite/core.py:59)")
+
+
 def start_py_spy(py_spy: str, pid: int, out: Path) -> subprocess.Popen[bytes]:
     command = [py_spy, "record", "-p", str(pid), "-r", "250", "-f", "raw", "-o", str(out)]
     return subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -224,7 +228,7 @@ def print_py_spy(path: Path, top: int = 25) -> None:
     for line in path.read_text().splitlines():
         stack, _, count = line.rpartition(" ")
         frames = stack.split(";")
-        if any(idle in frames[-1] for idle in ("epoll", "select", "wait (threading", "get (queue")):
+        if any(idle in frames[-1] for idle in IDLE_FRAMES):
             continue
         total += int(count)
         leaves[frames[-1]] += int(count)
@@ -246,10 +250,20 @@ def summary(delays: list[float]) -> tuple[float, float, float, int]:
 
 
 def identical_frames(streams: list[Stream]) -> bool:
-    """Whether every subscriber received the same text for every event it shared with the
-    others (late subscribers may have missed the first events, never later ones)."""
+    """Whether all subscribers received the same text for each event they shared: from the
+    first frame a subscriber shares with the longest stream on, it is that stream's tail. (A
+    late subscriber misses early events, and the events it had queued while reading its
+    current state are raised to that state, so that its itemsDone never decreases.)"""
     longest = max((s.frames for s in streams), key=len)
-    return all(s.frames == longest[len(longest) - len(s.frames) :] for s in streams)
+    position = {frame: i for i, frame in enumerate(longest)}
+    for stream in streams:
+        joined = next((i for i, frame in enumerate(stream.frames) if frame in position), None)
+        if joined is None:
+            return False
+        start = position[stream.frames[joined]]
+        if stream.frames[joined:] != longest[start:]:
+            return False
+    return True
 
 
 async def main() -> None:
