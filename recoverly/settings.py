@@ -44,6 +44,8 @@ class Settings(BaseSettings):
     max_query_depth: int = 12
     max_query_tokens: int = 4000
     document_cache_size: int = 1000  # parsed and validated documents kept (LRU)
+    persisted_queries_file: Path | None = None  # registered documents (JSON)
+    persisted_queries_only: bool = False  # run registered documents only
 
     def resolved_database_url(self) -> str:
         """The async SQLAlchemy URL: plain ``sqlite://`` and ``postgresql://`` URLs get a driver."""

@@ -21,6 +21,7 @@ from recoverly.resolvers.subscriptions import RestoreNotFoundError
 from recoverly.schema.access_mutations import AccessMutations
 from recoverly.schema.backup_mutations import BackupMutations
 from recoverly.schema.broadcast import BroadcastExecutor
+from recoverly.schema.persisted_queries import PersistedQueries, load_registered
 from recoverly.schema.query import Query
 from recoverly.schema.restore_mutations import RestoreMutations
 from recoverly.schema.subscription import Subscription
@@ -43,7 +44,17 @@ class Mutation(BackupMutations, RestoreMutations, AccessMutations):
 def build_schema(settings: Settings) -> strawberry.Schema:
     # Validation rules are made once: the validation cache is keyed by the rule classes too.
     rules = [create_validator(settings.max_query_depth, None)]
+    persisted = PersistedQueries(
+        registered=(
+            load_registered(settings.persisted_queries_file)
+            if settings.persisted_queries_file
+            else {}
+        ),
+        only_registered=settings.persisted_queries_only,
+        size=settings.document_cache_size,
+    )
     extensions: list[Callable[[], SchemaExtension]] = [
+        persisted.extension,
         lambda: MaxTokensLimiter(max_token_count=settings.max_query_tokens),
         lambda: AddValidationRules(rules),
         lambda: ParserCache(maxsize=settings.document_cache_size),
