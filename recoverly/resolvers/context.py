@@ -27,9 +27,10 @@ class RequestSession:
     """One read session (one connection) for a whole HTTP request, opened on first use;
     resolvers and loaders take turns on it.
 
-    With ``per_use`` (a websocket connection, which lives long) each use ends its
-    transaction and forgets the rows it loaded, so nothing is held between uses and a
-    later operation never sees rows cached by an earlier one.
+    With ``per_use`` (a websocket connection, which lives long; a mutation, which writes
+    through a connection of its own) each use ends its transaction, giving the connection
+    back, and forgets the rows it loaded, so nothing is held between uses and a later read
+    never sees rows cached by an earlier one.
     """
 
     def __init__(self, db: Database, *, per_use: bool = False) -> None:
@@ -48,6 +49,13 @@ class RequestSession:
             finally:
                 if self.per_use:
                     await self._release()
+
+    async def release(self) -> None:
+        """Give the connection back now, and after each later use."""
+        async with self._lock:
+            self.per_use = True
+            if self._session is not None:
+                await self._release()
 
     async def close(self) -> None:
         async with self._lock:

@@ -21,6 +21,7 @@ from recoverly.resolvers.subscriptions import RestoreNotFoundError
 from recoverly.schema.access_mutations import AccessMutations
 from recoverly.schema.backup_mutations import BackupMutations
 from recoverly.schema.broadcast import BroadcastExecutor
+from recoverly.schema.extensions import ReadsBesideWrites
 from recoverly.schema.persisted_queries import PersistedQueries, load_registered
 from recoverly.schema.query import Query
 from recoverly.schema.restore_mutations import RestoreMutations
@@ -59,6 +60,7 @@ def build_schema(settings: Settings) -> strawberry.Schema:
         lambda: AddValidationRules(rules),
         lambda: ParserCache(maxsize=settings.document_cache_size),
         lambda: ValidationCache(maxsize=settings.document_cache_size),
+        ReadsBesideWrites,
     ]
     if settings.production:
         extensions.append(lambda: MaskErrors(should_mask_error=_should_mask))
