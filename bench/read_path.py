@@ -106,8 +106,9 @@ async def prepare(data_dir: Path, *, backups: int, entities: int, restores: int)
 
 
 async def insert_backups(db: Any, *, organization_id: int, instance_id: int, count: int) -> None:
-    """``count`` completed backups, each with an internal copy (some expired) and, for every
-    third one, a customer copy."""
+    """``count`` backups of the last days: most with an internal copy, every third with a
+    customer copy only, every seventh failed (no copy). Nothing the retention sweep would
+    change while the benchmark runs."""
     now = utcnow()
     base = {
         "organization_id": organization_id,
@@ -119,7 +120,6 @@ async def insert_backups(db: Any, *, organization_id: int, instance_id: int, cou
         "include_personal_spaces": False,
         "checksum": None,
         "entity_counts": {"issues": 10},
-        "failure_reason": None,
         "attempts": 1,
         "created_by_id": None,
         "started_at": None,
@@ -127,19 +127,24 @@ async def insert_backups(db: Any, *, organization_id: int, instance_id: int, cou
     async with db.engine.begin() as conn:
         for start in range(0, count, 20_000):
             size = min(20_000, count - start)
-            created = [now - timedelta(minutes=start + i) for i in range(size)]
+            created = [now - timedelta(seconds=5 * (count - start - i)) for i in range(size)]
+            failed = [(start + i) % 7 == 0 for i in range(size)]
             rows = [
-                {**base, "status": "COMPLETED", "size_bytes": 1000 + i, "created_at": at,
+                {**base, "status": "FAILED" if bad else "COMPLETED", "size_bytes": 1000 + i,
+                 "failure_reason": "bench" if bad else None, "created_at": at,
                  "completed_at": at}
-                for i, at in enumerate(created)
+                for i, (at, bad) in enumerate(zip(created, failed, strict=True))
             ]  # fmt: skip
             ids = await insert_rows(conn, Backup, rows, returning=True)
             copies = []
-            for backup_id, at in zip(ids, created, strict=True):
-                expires = at + timedelta(days=14)
-                copies.append(_copy(backup_id, "INTERNAL_STORAGE", at, expires))
+            for backup_id, at, bad in zip(ids, created, failed, strict=True):
+                if bad:
+                    continue
                 if backup_id % 3 == 0:
                     copies.append(_copy(backup_id, "CUSTOMER_STORAGE", at, None))
+                else:
+                    expires = at + timedelta(days=14)
+                    copies.append(_copy(backup_id, "INTERNAL_STORAGE", at, expires))
             await insert_rows(conn, BackupCopy, copies)
 
 

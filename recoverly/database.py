@@ -14,6 +14,8 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from recoverly.sqlite_driver import OneTripDBAPI
+
 MIGRATIONS_DIR = Path(__file__).parent / "models" / "migrations"
 READ_ONLY = "recoverly_read_only"  # execution option of read sessions' connections
 
@@ -37,6 +39,7 @@ class Database:
             # Sessions end their transactions themselves; a second rollback when a
             # connection goes back to the pool would only cost a round trip to its thread.
             kwargs["pool_reset_on_return"] = None
+            kwargs["module"] = OneTripDBAPI()
         else:
             kwargs.update(pool_size=10, max_overflow=20, pool_pre_ping=True)
         self.engine: AsyncEngine = create_async_engine(url, **kwargs)
