@@ -97,25 +97,28 @@ class BroadcastExecutor(StrawberryGraphQLCoreExecutionContext):
         build = partial(
             StrawberryGraphQLCoreExecutionContext.build_per_event_executor, self, payload
         )
-        return _SharedEvent(build, results, key)
+        return _SharedEvent(build, results, key, self.operation)
 
 
 class _SharedEvent:
     """Stands in for a per-event executor: the first subscriber executes, the others reuse."""
 
-    def __init__(self, build: Callable[[], Any], results: Results, key: tuple[int, str]) -> None:
-        self.build, self.results, self.key = build, results, key
+    def __init__(
+        self, build: Callable[[], Any], results: Results, key: tuple[int, str], operation: Any
+    ) -> None:
+        self.build, self.results, self.key, self.operation = build, results, key, operation
 
     def execute_operation(self, *args: Any) -> Any:
         found = self.results.get(self.key)
-        if found is not None:
-            return found
+        # The entry holds its operation, so its id cannot belong to another one meanwhile.
+        if found is not None and found[0] is self.operation:
+            return found[1]
         result = self.build().execute_operation(*args)
         if isinstance(result, ExecutionResult):
             shared: Any = _shared(result)
         else:  # awaitable: the others await the same task
             shared = asyncio.ensure_future(_shared_later(result))
-        self.results[self.key] = shared
+        self.results[self.key] = (self.operation, shared)
         return shared
 
 
