@@ -8,6 +8,7 @@ from datetime import datetime
 from typing import Any, TypeVar
 
 import strawberry
+from graphql import GraphQLObjectType
 from strawberry.scalars import JSON
 from strawberry.types import Info
 
@@ -177,3 +178,32 @@ class Backup(Node):
     @strawberry.field(description="Why the backup cannot be restored, with what to do about it.")
     def unavailable_reason(self, info: Info[Any, None]) -> str | None:
         return self._with_availability(info, lambda a: a.reason)
+
+
+# Prefetched fields of a page's rows, read straight from ``extras``.
+_PREFETCHED: dict[str, Callable[[Backup], Any]] = {
+    "source": lambda b: ProductInstance.from_row(b.extras.source),  # type: ignore[union-attr]
+    "location": lambda b: b.extras.availability.location,  # type: ignore[union-attr]
+    "availableForRestore": lambda b: b.extras.availability.available,  # type: ignore[union-attr]
+    "unavailableReason": lambda b: b.extras.availability.reason,  # type: ignore[union-attr]
+}
+
+
+def resolve_prefetched_directly(schema: strawberry.Schema) -> None:
+    """Let the fields a page prefetched skip Strawberry's resolver wrapper (its Info object
+    and argument conversion cost more than the field itself, a few hundred times a page);
+    a backup fetched on its own still goes through its resolver."""
+    backup_type = schema._schema.get_type("Backup")
+    assert isinstance(backup_type, GraphQLObjectType)
+    for name, pick in _PREFETCHED.items():
+        field = backup_type.fields[name]
+        field.resolve = _prefetched_first(pick, field.resolve)
+
+
+def _prefetched_first(pick: Callable[[Backup], Any], resolver: Any) -> Any:
+    def resolve(source: Backup, info: Any, **kwargs: Any) -> Any:
+        if source.extras is not None:
+            return pick(source)
+        return resolver(source, info, **kwargs)
+
+    return resolve

@@ -20,6 +20,7 @@ from recoverly.resolvers.pagination import PaginationError
 from recoverly.resolvers.subscriptions import RestoreNotFoundError
 from recoverly.schema.access_mutations import AccessMutations
 from recoverly.schema.backup_mutations import BackupMutations
+from recoverly.schema.backups import resolve_prefetched_directly
 from recoverly.schema.broadcast import BroadcastExecutor
 from recoverly.schema.extensions import ReadsBesideWrites
 from recoverly.schema.persisted_queries import PersistedQueries, load_registered
@@ -64,10 +65,12 @@ def build_schema(settings: Settings) -> strawberry.Schema:
     ]
     if settings.production:
         extensions.append(lambda: MaskErrors(should_mask_error=_should_mask))
-    return strawberry.Schema(
+    schema = strawberry.Schema(
         query=Query,
         mutation=Mutation,
         subscription=Subscription,
         extensions=extensions,
         execution_context_class=BroadcastExecutor,
     )
+    resolve_prefetched_directly(schema)
+    return schema
