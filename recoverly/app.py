@@ -8,12 +8,16 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+from cross_web import HTTPException
 from starlette.applications import Starlette
+from starlette.datastructures import Headers
+from starlette.middleware import Middleware
+from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
-from starlette.types import Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 from starlette.websockets import WebSocket
 from strawberry.asgi import ASGIWebSocketAdapter, GraphQL
 from strawberry.exceptions import ConnectionRejectionError
@@ -40,14 +44,38 @@ class _WebSocketAdapter(ASGIWebSocketAdapter):
         await super().close(code, reason)
 
 
+def error_response(message: str, code: str, status_code: int, **headers: str) -> JSONResponse:
+    """A GraphQL-shaped error body for failures before execution (auth, bad requests)."""
+    body = {"errors": [{"message": message, "extensions": {"code": code}}]}
+    return JSONResponse(body, status_code=status_code, headers=headers)
+
+
 class GraphQLView(GraphQL[Context, None]):
     websocket_adapter_class = _WebSocketAdapter  # type: ignore[assignment]
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            return await super().__call__(scope, receive, send)
+        try:
+            response = await self.run(Request(scope=scope, receive=receive))
+        except HTTPException as error:
+            message = error.reason
+            if message.startswith("subscriptions are not allowed"):
+                message = (
+                    "subscriptions run over a websocket: connect to /graphql with the "
+                    "graphql-transport-ws protocol"
+                )
+            response = error_response(message, "BAD_REQUEST", error.status_code)
+        await response(scope, receive, send)
 
     def __init__(self, runtime: Runtime) -> None:
         super().__init__(
             build_schema(runtime.settings),
             graphql_ide=None,
             subscription_protocols=(GRAPHQL_TRANSPORT_WS_PROTOCOL,),
+            # Websocket handshakes from other origins (a browser page elsewhere) are refused
+            # with 403 unless listed: the same list as CORS.
+            allowed_origins=runtime.settings.cors_origin_list(),
         )
         self.runtime = runtime
 
@@ -91,10 +119,11 @@ class AuthenticatedGraphQL:
         context = Context(runtime=self.view.runtime)
         try:
             if not await context.authenticate(request.headers.get("authorization")):
-                denied = JSONResponse(
-                    {"errors": [{"message": "Unauthorized: send Authorization: Bearer <token>"}]},
-                    status_code=401,
-                    headers={"WWW-Authenticate": 'Bearer realm="recoverly"'},
+                denied = error_response(
+                    "Unauthorized: send Authorization: Bearer <token>",
+                    "UNAUTHENTICATED",
+                    401,
+                    **{"WWW-Authenticate": 'Bearer realm="recoverly"'},
                 )
                 return await denied(scope, receive, send)
             scope[CONTEXT_KEY] = context
@@ -107,6 +136,7 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
     """The ASGI app; pass a ``runtime`` to share one with tests or the CLI."""
     runtime = runtime or build_runtime(settings or get_settings())
     view = GraphQLView(runtime)
+    origins = runtime.settings.cors_origin_list()
 
     async def graphql_ws(websocket: WebSocket) -> None:
         await view(websocket.scope, websocket.receive, websocket.send)
@@ -130,9 +160,31 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
             Mount("/graphiql-assets", StaticFiles(directory=GRAPHIQL_DIR), name="graphiql"),
         ],
         lifespan=lifespan,
+        middleware=[Middleware(_CORS, origins=origins)] if origins else [],
     )
     app.state.runtime = runtime
     return app
+
+
+class _CORS:
+    """CORS for the configured origins; requests from any other origin pass through
+    untouched, so they get no CORS headers at all (not even on a refused preflight)."""
+
+    def __init__(self, app: ASGIApp, origins: list[str]) -> None:
+        self.app = app
+        self.origins = set(origins)
+        self.cors: ASGIApp = CORSMiddleware(
+            app,
+            allow_origins=origins,
+            allow_methods=["GET", "POST", "OPTIONS"],
+            allow_headers=["Authorization", "Content-Type", "Accept"],
+            max_age=600,
+        )
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        origin = Headers(scope=scope).get("origin") if scope["type"] == "http" else None
+        target = self.cors if origin in self.origins else self.app
+        await target(scope, receive, send)
 
 
 def _wants_graphiql(request: Request) -> bool:

@@ -18,6 +18,7 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = 8000
     production: bool = False
+    cors_origins: str = ""  # comma-separated origins allowed to call the API from a browser
     demo_token: str | None = None
     demo_other_token: str | None = None
 
@@ -54,6 +55,10 @@ class Settings(BaseSettings):
 
     def resolved_storage_dir(self) -> Path:
         return self.storage_dir or self.data_dir / "storage"
+
+    def cors_origin_list(self) -> list[str]:
+        """``cors_origins`` as a list, without trailing slashes (browsers send none)."""
+        return [o.strip().rstrip("/") for o in self.cors_origins.split(",") if o.strip()]
 
 
 def async_database_url(url: str) -> str:

@@ -16,6 +16,7 @@ from strawberry.dataloader import DataLoader
 from recoverly.models import (
     AccessReview,
     Admin,
+    AuditEvent,
     Backup,
     BackupCopy,
     BackupPolicy,
@@ -29,8 +30,10 @@ from recoverly.models import (
     ProductInstance,
     Restore,
     SiteGroup,
+    SiteUser,
 )
-from recoverly.services.access import billable_users_added
+from recoverly.resolvers.pagination import Page, PaginationError, paginate_each
+from recoverly.services.access import billable_member_counts, billable_users_added
 from recoverly.services.scoping import Scope
 
 RowT = TypeVar("RowT", bound=SQLModel)
@@ -45,14 +48,19 @@ class Loaders:
         self.session = session
         self.scope = scope
         self.organization = self._by_id(Organization)
-        self.instance = self._by_id(ProductInstance)
+        self.instance = self._columns_by_id(ProductInstance)
         self.backup = self._by_id(Backup)
         self.restore = self._by_id(Restore)
         self.policy = self._by_id(BackupPolicy)
         self.group = self._by_id(SiteGroup)
+        self.user = self._by_id(SiteUser)
         self.access_review = self._by_id(AccessReview)
+        self.audit_event = self._by_id(AuditEvent)
+        self.billable_member_count = DataLoader(load_fn=self._load_billable_members)
         self.billable_users_added = DataLoader(load_fn=self._load_billable_added)
         self.group_member_count = DataLoader(load_fn=self._load_member_counts)
+        # Keyed by (group ID, first, after): one page of members per group.
+        self.group_members = DataLoader(load_fn=self._load_member_pages)
         self.group_products = DataLoader(load_fn=self._load_group_products)
         self.admin = DataLoader(load_fn=self._load_admins)
         self.organization_ids_by_admin = DataLoader(load_fn=self._load_org_ids_by_admin)
@@ -61,8 +69,17 @@ class Loaders:
         self.instance_busy = DataLoader(load_fn=self._load_busy)
         self.instance_has_data = DataLoader(load_fn=self._load_has_data)
 
-    def _by_id(self, model: type[RowT]) -> DataLoader[int, Any]:
-        # Core rows, not ORM objects: the schema only reads their columns, and loading a
+    def _by_id(self, model: type[RowT]) -> DataLoader[int, RowT | None]:
+        async def load(ids: list[int]) -> list[RowT | None]:
+            async with self.session() as session:
+                rows = await self.scope.get_many(session, model, ids)
+            by_id = {row.id: row for row in rows}  # type: ignore[attr-defined]
+            return [by_id.get(i) for i in ids]
+
+        return DataLoader(load_fn=load)
+
+    def _columns_by_id(self, model: type[SQLModel]) -> DataLoader[int, Any]:
+        # Core rows, not ORM objects, for rows whose columns are all the schema reads: a
         # page of rows through the ORM costs several times more.
         table = model.__table__  # type: ignore[attr-defined]
 
@@ -100,6 +117,38 @@ class Loaders:
             reviews = await self.scope.get_many(session, AccessReview, review_ids)
             added = await billable_users_added(session, reviews)
         return [added.get(i, 0) for i in review_ids]
+
+    async def _load_billable_members(self, group_ids: list[int]) -> list[int]:
+        async with self.session() as session:
+            groups = await self.scope.get_many(session, SiteGroup, group_ids)
+            counts = await billable_member_counts(session, groups)
+        return [counts.get(i, 0) for i in group_ids]
+
+    async def _load_member_pages(
+        self, keys: list[tuple[int, int, str | None]]
+    ) -> list[Page[SiteUser] | BaseException]:
+        pages: dict[tuple[int, int, str | None], Page[SiteUser] | BaseException] = {}
+        statement = self.scope.restrict(
+            select(SiteUser).join(GroupMembership, col(GroupMembership.user_id) == SiteUser.id),
+            SiteUser,
+        )
+        async with self.session() as session:
+            for first, after in {(first, after) for _, first, after in keys}:
+                group_ids = sorted({g for g, f, a in keys if (f, a) == (first, after)})
+                try:
+                    found = await paginate_each(
+                        session,
+                        statement,
+                        model=SiteUser,
+                        key=col(GroupMembership.group_id),
+                        keys=group_ids,
+                        first=first,
+                        after=after,
+                    )
+                except PaginationError as error:  # a bad first or cursor: the field's error
+                    found = dict.fromkeys(group_ids, error)
+                pages.update({(g, first, after): page for g, page in found.items()})
+        return [pages[key] for key in keys]
 
     async def _load_member_counts(self, group_ids: list[int]) -> list[int]:
         statement = (

@@ -18,6 +18,40 @@ from recoverly.schema.enums import BackupLocation, BackupStatus, ProductKey, Sch
 from recoverly.schema.node import Node
 from recoverly.schema.organizations import ProductInstance, Viewer
 from recoverly.services.locations import Availability, availability
+from recoverly.services.progress import progress_event
+
+
+@strawberry.type(description="A backup's state at one moment: items are rows read from the site.")
+class BackupProgress:
+    backup_id: strawberry.ID
+    status: BackupStatus
+    items_done: int
+    items_total: int
+    percent: float
+    items_per_second: float | None = strawberry.field(
+        description="Items read per second over the last few seconds; null when unknown."
+    )
+    eta_seconds: float | None = strawberry.field(
+        description="Seconds left at that rate; null when unknown."
+    )
+    message: str | None
+    at: datetime
+
+    @classmethod
+    def from_event(cls, event: dict[str, Any]) -> BackupProgress:
+        """From a progress event (see ``services.progress``)."""
+        return cls(
+            backup_id=strawberry.ID(to_global_id("Backup", event["backup_id"])),
+            status=models.BackupStatus(event["status"]),
+            items_done=event["items_done"],
+            items_total=event["items_total"],
+            percent=event["percent"],
+            items_per_second=event.get("items_per_second"),
+            eta_seconds=event.get("eta_seconds"),
+            message=event.get("message"),
+            at=datetime.fromisoformat(event["at"]),
+        )
+
 
 T = TypeVar("T")
 
@@ -126,6 +160,10 @@ class Backup(Node):
             attempts=row.attempts,
             extras=extras,
         )
+
+    @strawberry.field
+    def progress(self) -> BackupProgress:
+        return BackupProgress.from_event(progress_event(self.row))
 
     async def _availability(self, info: Info[Any, None]) -> Availability:
         copies = await info.context.loaders.copies_by_backup.load(self.row.id)

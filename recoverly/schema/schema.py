@@ -1,27 +1,30 @@
-"""The Strawberry schema: roots joined, with depth and size limits and error masking."""
+"""The Strawberry schema: roots joined, with depth and size limits, error codes and masking."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from typing import Any
 
 import strawberry
 from graphql import GraphQLError
 from strawberry.extensions import (
     AddValidationRules,
-    MaskErrors,
     MaxTokensLimiter,
     ParserCache,
     SchemaExtension,
     ValidationCache,
 )
 from strawberry.extensions.query_depth_limiter import create_validator
+from strawberry.types import ExecutionContext, ExecutionResult
+from strawberry.types.graphql import OperationType
 
+from recoverly.resolvers.errors import BadUserInputError, NotFoundError
 from recoverly.resolvers.pagination import PaginationError
-from recoverly.resolvers.subscriptions import RestoreNotFoundError
 from recoverly.schema.access_mutations import AccessMutations
 from recoverly.schema.backup_mutations import BackupMutations
 from recoverly.schema.backups import resolve_prefetched_directly
 from recoverly.schema.broadcast import BroadcastExecutor
+from recoverly.schema.error_codes import MaskErrorsKeepingCodes, assign_codes
 from recoverly.schema.extensions import ReadsBesideWrites
 from recoverly.schema.persisted_queries import PersistedQueries, load_registered
 from recoverly.schema.query import Query
@@ -30,7 +33,8 @@ from recoverly.schema.subscription import Subscription
 from recoverly.settings import Settings
 
 # Errors whose message is meant for the client even in production.
-CLIENT_ERRORS = (PaginationError, RestoreNotFoundError)
+CLIENT_ERRORS = (PaginationError, NotFoundError, BadUserInputError)
+HTTP_OPERATIONS = frozenset({OperationType.QUERY, OperationType.MUTATION})
 
 
 def _should_mask(error: GraphQLError) -> bool:
@@ -41,6 +45,28 @@ def _should_mask(error: GraphQLError) -> bool:
 @strawberry.type
 class Mutation(BackupMutations, RestoreMutations, AccessMutations):
     """Every mutation takes one ``input`` and returns a payload with ``errors``."""
+
+
+class RecoverlySchema(strawberry.Schema):
+    """Every top-level error gets an ``extensions.code``; subscriptions are websocket-only."""
+
+    def process_errors(
+        self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
+    ) -> None:
+        unexpected = assign_codes(errors)
+        if unexpected:
+            super().process_errors(unexpected, execution_context)
+
+    async def execute(  # type: ignore[override]
+        self,
+        query: str | None,
+        *args: Any,
+        allowed_operation_types: Iterable[OperationType] | None = None,
+        **kwargs: Any,
+    ) -> ExecutionResult:
+        # ``execute`` serves HTTP; websocket operations go through ``subscribe``.
+        allowed = HTTP_OPERATIONS.intersection(allowed_operation_types or HTTP_OPERATIONS)
+        return await super().execute(query, *args, allowed_operation_types=allowed, **kwargs)
 
 
 def build_schema(settings: Settings) -> strawberry.Schema:
@@ -64,8 +90,8 @@ def build_schema(settings: Settings) -> strawberry.Schema:
         ReadsBesideWrites,
     ]
     if settings.production:
-        extensions.append(lambda: MaskErrors(should_mask_error=_should_mask))
-    schema = strawberry.Schema(
+        extensions.append(lambda: MaskErrorsKeepingCodes(should_mask_error=_should_mask))
+    schema = RecoverlySchema(
         query=Query,
         mutation=Mutation,
         subscription=Subscription,

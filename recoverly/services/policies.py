@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass, fields
 from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import update
 from sqlmodel import col, select
 
-from recoverly.models import BackupPolicy, ProductInstance, Schedule, StorageMode
+from recoverly.models import Backup, BackupPolicy, ProductInstance, Schedule, StorageMode
 from recoverly.services import audit
 from recoverly.services.backups import start_backup
 from recoverly.services.errors import ErrorCode, ServiceError, not_found
@@ -36,18 +37,7 @@ async def create_policy(
     start_at: datetime | None,
 ) -> BackupPolicy:
     """Create an active policy; its first run is due at ``start_at`` (default: now)."""
-    if (storage == StorageMode.INTERNAL_AND_CUSTOMER) != (customer_bucket is not None):
-        raise ServiceError(
-            ErrorCode.INVALID_INPUT,
-            "a customer bucket is required with storage INTERNAL_AND_CUSTOMER, and only then",
-            field=["input", "customerBucket"],
-        )
-    if customer_bucket is not None and not customer_bucket.get("bucket"):
-        raise ServiceError(
-            ErrorCode.INVALID_INPUT,
-            "the customer bucket needs a name",
-            field=["input", "customerBucket", "bucket"],
-        )
+    check_storage(storage, customer_bucket)
     async with runtime.db.transaction() as session:
         instance = await scope.get(session, ProductInstance, instance_id)
         if instance is None:
@@ -101,6 +91,108 @@ async def set_policy_active(
             target_ids=[policy.id],
         )
     return policy
+
+
+def check_storage(storage: StorageMode, customer_bucket: dict[str, Any] | None) -> None:
+    """A customer bucket goes with storage INTERNAL_AND_CUSTOMER, and only with it."""
+    if (storage == StorageMode.INTERNAL_AND_CUSTOMER) != (customer_bucket is not None):
+        raise ServiceError(
+            ErrorCode.INVALID_INPUT,
+            "a customer bucket is required with storage INTERNAL_AND_CUSTOMER, and only then",
+            field=["input", "customerBucket"],
+        )
+    if customer_bucket is not None and not customer_bucket.get("bucket"):
+        raise ServiceError(
+            ErrorCode.INVALID_INPUT,
+            "the customer bucket needs a name",
+            field=["input", "customerBucket", "bucket"],
+        )
+
+
+@dataclass(frozen=True)
+class PolicyChanges:
+    """What ``update_policy`` changes; None leaves a setting as it is. Storage INTERNAL
+    drops the customer bucket; a bucket given alone replaces the current one."""
+
+    name: str | None = None
+    schedule: Schedule | None = None
+    include_attachments: bool | None = None
+    include_users_and_groups: bool | None = None
+    include_personal_spaces: bool | None = None
+    storage: StorageMode | None = None
+    customer_bucket: dict[str, Any] | None = None
+    next_run_at: datetime | None = None
+
+
+async def update_policy(
+    runtime: Runtime, scope: Scope, *, policy_id: int, changes: PolicyChanges
+) -> BackupPolicy:
+    """Change a policy's settings; a new schedule moves the next run accordingly."""
+    async with runtime.db.transaction() as session:
+        policy = await scope.get(session, BackupPolicy, policy_id)
+        if policy is None:
+            raise not_found("backup policy", field=["input", "policyId"])
+        storage = changes.storage or policy.storage
+        bucket = changes.customer_bucket
+        if bucket is None and storage == StorageMode.INTERNAL_AND_CUSTOMER:
+            bucket = policy.customer_bucket
+        check_storage(storage, bucket)
+        if changes.name is not None and not changes.name.strip():
+            raise ServiceError(
+                ErrorCode.INVALID_INPUT, "a policy needs a name", field=["input", "name"]
+            )
+        changed = [
+            f.name
+            for f in fields(changes)
+            if getattr(changes, f.name) is not None
+            and getattr(changes, f.name) != getattr(policy, f.name)
+        ]
+        for name in changed:
+            setattr(policy, name, getattr(changes, name))
+        policy.customer_bucket = bucket
+        if "schedule" in changed and changes.next_run_at is None and policy.active:
+            policy.next_run_at = _rescheduled(policy, runtime.now())
+        assert policy.id is not None
+        audit.record(
+            session,
+            organization_id=policy.organization_id,
+            actor_id=scope.admin_id,
+            action="backup_policy.update",
+            target_type="BackupPolicy",
+            target_ids=[policy.id],
+            details={"changed": changed},
+        )
+    return policy
+
+
+async def delete_policy(runtime: Runtime, scope: Scope, *, policy_id: int) -> int:
+    """Delete a policy; its backups stay (without a policy) until their copies expire."""
+    async with runtime.db.transaction() as session:
+        policy = await scope.get(session, BackupPolicy, policy_id)
+        if policy is None:
+            raise not_found("backup policy", field=["input", "policyId"])
+        await session.exec(  # type: ignore[call-overload]
+            update(Backup).where(col(Backup.policy_id) == policy_id).values(policy_id=None)
+        )
+        await session.delete(policy)
+        audit.record(
+            session,
+            organization_id=policy.organization_id,
+            actor_id=scope.admin_id,
+            action="backup_policy.delete",
+            target_type="BackupPolicy",
+            target_ids=[policy_id],
+            details={"name": policy.name, "instance_id": policy.instance_id},
+        )
+    return policy_id
+
+
+def _rescheduled(policy: BackupPolicy, now: datetime) -> datetime | None:
+    """The next run under a new schedule: one interval after the last run, not before now."""
+    interval = INTERVALS.get(policy.schedule)
+    if policy.last_run_at is None:
+        return policy.next_run_at or now
+    return None if interval is None else max(policy.last_run_at + interval, now)
 
 
 def _next_after(policy: BackupPolicy, moment: datetime) -> datetime | None:

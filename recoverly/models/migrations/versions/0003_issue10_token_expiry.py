@@ -1,15 +1,15 @@
 """API tokens may expire
 
-Revision ID: 0002_issue10_token_expiry
-Revises: 0001
+Revision ID: 0003_issue10_token_expiry
+Revises: 0002_issue11_console
 Create Date: 2026-12-01 09:40:00
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0002_issue10_token_expiry"
-down_revision = "0001"
+revision = "0003_issue10_token_expiry"
+down_revision = "0002_issue11_console"
 branch_labels = None
 depends_on = None
 
