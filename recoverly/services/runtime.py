@@ -12,6 +12,7 @@ from recoverly.events import EventBus, InMemoryEventBus
 from recoverly.jobs import JobRunner
 from recoverly.models import utcnow
 from recoverly.observability.metrics import Metrics
+from recoverly.services.auth import AuthCache
 from recoverly.settings import Settings
 from recoverly.storage import BlobStore
 
@@ -29,6 +30,7 @@ class Runtime:
     scheduler: Scheduler | None = None
     metrics: Metrics = field(default_factory=Metrics)
     clock: Callable[[], datetime] = utcnow
+    auth_cache: AuthCache = field(default_factory=lambda: AuthCache(ttl=0))
 
     def now(self) -> datetime:
         return self.clock()

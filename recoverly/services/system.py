@@ -24,6 +24,7 @@ from recoverly.database import Database
 from recoverly.events import EventBus, InMemoryEventBus
 from recoverly.jobs import EmbeddedJobRunner, JobRunner
 from recoverly.observability.metrics import Metrics
+from recoverly.services.auth import AuthCache
 from recoverly.services.backups import backup_job
 from recoverly.services.restore_job import restore_job
 from recoverly.services.runtime import Runtime
@@ -53,6 +54,7 @@ def build_runtime(
         internal_store=LocalBlobStore(settings.resolved_storage_dir()),
         bus=_event_bus(settings),
         metrics=Metrics(enabled=settings.metrics_enabled),
+        auth_cache=AuthCache(ttl=settings.auth_cache_seconds),
     )
     runtime.metrics.watch_pool(db.pool_stats)
     runner = _job_runner(settings, db, worker=worker)
@@ -74,6 +76,7 @@ async def start_runtime(runtime: Runtime, *, migrate: bool = True) -> None:
     if migrate:
         await migrate_database(runtime.db)
     await runtime.bus.start()
+    await runtime.auth_cache.start(runtime.bus)
     if runtime.runner is not None:
         await runtime.runner.start()
     if runtime.scheduler is not None:
@@ -85,6 +88,7 @@ async def stop_runtime(runtime: Runtime) -> None:
         await runtime.scheduler.stop()
     if runtime.runner is not None:
         await runtime.runner.stop()
+    await runtime.auth_cache.stop()
     await runtime.bus.close()
     await runtime.db.dispose()
 
