@@ -4,7 +4,7 @@ import { useEffect, useState } from "preact/hooks";
 import { gql, subscribe } from "./api.js";
 import {
   ConfirmButton, Errors, FINAL_BACKUP, LOCATION_NAMES, Loading, PRODUCT_NAMES, Progress,
-  asErrors, bytes, html, label, useLoad, when,
+  asErrors, bytes, html, label, useLoad, useMore, when,
 } from "./ui.js";
 
 const POLICY_FIELDS = `id name schedule includeAttachments includeUsersAndGroups includePersonalSpaces
@@ -15,9 +15,12 @@ const BACKUP_FIELDS = `id status product createdAt completedAt sizeBytes locatio
 const PAGE = `query ConsoleBackups($org: ID!) {
   organization(id: $org) {
     products { key name instances { id name url product operationInProgress } }
-    backupPolicies(first: 50) { totalCount nodes { ${POLICY_FIELDS} } }
+    backupPolicies(first: 20) { totalCount nodes { ${POLICY_FIELDS} } }
   }
-  backups(organizationId: $org, first: 50) { totalCount nodes { ${BACKUP_FIELDS} } }
+  backups(organizationId: $org, first: 20) { totalCount pageInfo { hasNextPage endCursor } nodes { ${BACKUP_FIELDS} } }
+}`;
+const MORE_BACKUPS = `query ConsoleMoreBackups($org: ID!, $after: String) {
+  backups(organizationId: $org, first: 20, after: $after) { pageInfo { hasNextPage endCursor } nodes { ${BACKUP_FIELDS} } }
 }`;
 const PROGRESS = `subscription ConsoleBackupProgress($id: ID!) {
   backupProgress(backupId: $id) { status itemsDone itemsTotal percent itemsPerSecond etaSeconds message }
@@ -30,7 +33,7 @@ export function BackupsPage({ org }) {
   return html`
     <${Sites} sites=${sites} backups=${data.backups.nodes} onChange=${reload} />
     <${Policies} sites=${sites} policies=${data.organization.backupPolicies.nodes} onChange=${reload} />
-    <${BackupList} backups=${data.backups.nodes} total=${data.backups.totalCount} />`;
+    <${BackupList} org=${org} connection=${data.backups} />`;
 }
 
 function Sites({ sites, backups, onChange }) {
@@ -217,9 +220,12 @@ function PolicyForm({ sites, onCreated }) {
   </form>`;
 }
 
-function BackupList({ backups, total }) {
+function BackupList({ org, connection }) {
+  const [backups, hasMore, more, errors] = useMore(
+    connection, (after) => gql(MORE_BACKUPS, { org: org.id, after }).then((d) => d.backups),
+  );
   return html`<section aria-labelledby="backups-heading">
-    <h2 id="backups-heading">Backups <span class="muted">(${total})</span></h2>
+    <h2 id="backups-heading">Backups <span class="muted">(${connection.totalCount})</span></h2>
     <div class="table-wrap"><table>
       <thead><tr><th scope="col">Created</th><th scope="col">Site</th><th scope="col">Status</th>
         <th scope="col">Size</th><th scope="col">Location</th><th scope="col">Restore</th></tr></thead>
@@ -232,5 +238,7 @@ function BackupList({ backups, total }) {
         <td>${b.availableForRestore ? "Available" : html`<span class="reason">${b.unavailableReason || b.failureReason || "Not available yet"}</span>`}</td>
       </tr>`)}</tbody>
     </table></div>
+    ${hasMore ? html`<p><button type="button" class="secondary" onClick=${more}>Show more backups</button></p>` : null}
+    <${Errors} errors=${errors} />
   </section>`;
 }

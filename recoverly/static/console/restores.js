@@ -5,13 +5,14 @@ import { useEffect, useState } from "preact/hooks";
 import { gql, subscribe } from "./api.js";
 import {
   ConfirmButton, Errors, FINAL_RESTORE, Loading, PRODUCT_NAMES, Progress, asErrors, html, label,
-  useLoad, when,
+  useLoad, useMore, when,
 } from "./ui.js";
 
 const STATUSES = ["QUEUED", "VALIDATING", "IN_PROGRESS", "COMPLETED", "PARTIALLY_COMPLETED", "FAILED", "CANCELING", "CANCELED"];
 const PROGRESS_FIELDS = "status phase itemsDone itemsTotal percent itemsPerSecond etaSeconds message";
-const LIST = `query ConsoleRestores($org: ID!, $status: [RestoreStatus!]) {
-  restores(organizationId: $org, status: $status, first: 50) { totalCount nodes {
+const LIST = `query ConsoleRestores($org: ID!, $status: [RestoreStatus!], $after: String) {
+  restores(organizationId: $org, status: $status, first: 20, after: $after) {
+    totalCount pageInfo { hasNextPage endCursor } nodes {
     id status phase createdAt startedAt finishedAt failureReason skippedSpaces
     startedBy { email } destination { name } backup { product createdAt source { name } }
     progress { ${PROGRESS_FIELDS} } } }
@@ -42,19 +43,32 @@ export function RestoresPage({ org }) {
     </div>
     ${started ? html`<p role="status" class="notice">Restore started: follow it below.</p>` : null}
     ${data
-      ? html`<p class="muted">${data.restores.totalCount} restore${data.restores.totalCount === 1 ? "" : "s"}</p>
+      ? html`<${RestoreTable} connection=${data.restores} fetchPage=${(after) => gql(LIST, { org: org.id, status: status ? [status] : null, after }).then((d) => d.restores)}
+          started=${started} onFinal=${reload} />`
+      : html`<${Loading} error=${error} what="restores" />`}`;
+}
+
+function RestoreTable({ connection, fetchPage, started, onFinal }) {
+  const [restores, hasMore, more, errors] = useMore(connection, fetchPage);
+  return html`<p class="muted">${connection.totalCount} restore${connection.totalCount === 1 ? "" : "s"}</p>
         <div class="table-wrap"><table class="restores">
           <thead><tr><th scope="col">Backup</th><th scope="col">Destination</th><th scope="col">Status</th>
             <th scope="col">Started by</th><th scope="col">Started</th><th scope="col">Finished</th>
             <th scope="col">Progress</th><th scope="col"><span class="visually-hidden">Actions</span></th></tr></thead>
-          <tbody>${data.restores.nodes.map((r) => html`<${RestoreRow} key=${r.id} restore=${r} highlight=${r.id === started} onFinal=${reload} />`)}</tbody>
-        </table></div>`
-      : html`<${Loading} error=${error} what="restores" />`}`;
+          <tbody>${restores.map((r) => html`<${RestoreRow} key=${r.id} restore=${r} highlight=${r.id === started} onFinal=${onFinal} />`)}</tbody>
+        </table></div>
+    ${hasMore ? html`<p><button type="button" class="secondary" onClick=${more}>Show more restores</button></p>` : null}
+    <${Errors} errors=${errors} />`;
 }
 
 function RestoreRow({ restore, highlight, onFinal }) {
   const [progress, setProgress] = useState(restore.progress);
   const [errors, setErrors] = useState([]);
+  useEffect(() => {
+    // A reloaded list may lag behind the live events: progress never goes backwards.
+    const stored = restore.progress;
+    setProgress((live) => (stored.itemsDone >= live.itemsDone || FINAL_RESTORE.includes(stored.status) ? stored : live));
+  }, [restore]);
   useEffect(() => {
     if (FINAL_RESTORE.includes(restore.status)) return undefined;
     return subscribe(PROGRESS, { id: restore.id }, {

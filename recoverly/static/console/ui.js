@@ -121,3 +121,24 @@ export function Loading({ error, what }) {
   if (error) return html`<${Errors} errors=${asErrors(error)} />`;
   return html`<p class="muted" role="status">Loading ${what}…</p>`;
 }
+
+/**
+ * The nodes of a connection plus the pages loaded after it with ``fetchPage(cursor)``;
+ * returns [nodes, hasMore, more, errors]. A new first page drops the pages after it.
+ */
+export function useMore(connection, fetchPage) {
+  const [extra, setExtra] = useState({ nodes: [], pageInfo: null });
+  const [errors, setErrors] = useState([]);
+  useEffect(() => setExtra({ nodes: [], pageInfo: null }), [connection]);
+  const pageInfo = extra.pageInfo || connection.pageInfo;
+  async function more() {
+    setErrors([]);
+    try {
+      const page = await fetchPage(pageInfo.endCursor);
+      setExtra({ nodes: [...extra.nodes, ...page.nodes], pageInfo: page.pageInfo });
+    } catch (error) {
+      setErrors(asErrors(error));
+    }
+  }
+  return [[...connection.nodes, ...extra.nodes], pageInfo.hasNextPage, more, errors];
+}
