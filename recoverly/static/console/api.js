@@ -49,7 +49,10 @@ export async function gql(query, variables = {}, token = savedToken()) {
   }
   if (body.errors && body.errors.length) {
     const first = body.errors[0];
-    throw new ApiError(first.message, (first.extensions && first.extensions.code) || "ERROR");
+    const code = (first.extensions && first.extensions.code) || "ERROR";
+    // A token refused mid-session (revoked, expired): the console goes back to sign-in.
+    if (code === "UNAUTHENTICATED" && token === savedToken()) dispatchEvent(new Event("recoverly:unauthenticated"));
+    throw new ApiError(first.message, code);
   }
   return body.data;
 }

@@ -81,7 +81,15 @@ function App() {
   const heading = useRef(null);
 
   useEffect(() => {
-    const onHash = () => setPage(currentPage());
+    const onHash = () => {
+      // A sign-in link opened in a tab already on the console: start again with its token.
+      if (new URLSearchParams(location.hash.slice(1)).get("token")) {
+        takeTokenFromUrl();
+        location.reload();
+      } else {
+        setPage(currentPage());
+      }
+    };
     addEventListener("hashchange", onHash);
     return () => removeEventListener("hashchange", onHash);
   }, []);
@@ -93,15 +101,27 @@ function App() {
         setChecking(false);
       },
       (error) => {
-        if (error.code === "UNAUTHENTICATED") saveToken(null);
-        setProblem(asErrors(error)[0]);
+        // A refused token is handled by the "recoverly:unauthenticated" listener.
+        if (error.code !== "UNAUTHENTICATED") setProblem(asErrors(error)[0]);
         setChecking(false);
       },
     );
   }, []);
   useEffect(() => {
-    if (heading.current) heading.current.focus();
-  }, [page[0]]);
+    const refused = () => {
+      saveToken(null);
+      setViewer(null);
+      setProblem({ code: "UNAUTHENTICATED", message: "Your token was refused: sign in again." });
+    };
+    addEventListener("recoverly:unauthenticated", refused);
+    return () => removeEventListener("recoverly:unauthenticated", refused);
+  }, []);
+  const shown = useRef(false);
+  useEffect(() => {
+    // Focus follows navigation between pages, not the first page shown.
+    if (shown.current && heading.current) heading.current.focus();
+    shown.current = Boolean(heading.current);
+  }, [page[0], Boolean(viewer)]);
 
   if (checking) return html`<p class="muted" role="status">Signing in…</p>`;
   if (!viewer) return html`<${SignIn} problem=${problem} onSignedIn=${(v) => { setProblem(null); setViewer(v); }} />`;
