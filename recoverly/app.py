@@ -26,6 +26,7 @@ from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 from strawberry.types.unset import UNSET
 
 from recoverly.resolvers.context import Context
+from recoverly.schema.broadcast import BroadcastData
 from recoverly.schema.schema import build_schema
 from recoverly.services.runtime import Runtime
 from recoverly.services.system import build_runtime, start_runtime, stop_runtime
@@ -34,6 +35,7 @@ from recoverly.settings import Settings, get_settings
 GRAPHIQL_DIR = Path(__file__).parent / "static" / "graphiql"
 CONSOLE_DIR = Path(__file__).parent / "static" / "console"
 UNAUTHORIZED = 4401
+CONTEXT_KEY = "recoverly.context"
 
 
 class _WebSocketAdapter(ASGIWebSocketAdapter):
@@ -79,12 +81,23 @@ class GraphQLView(GraphQL[Context, None]):
         )
         self.runtime = runtime
 
+    def encode_json(self, data: object) -> str | bytes:
+        # A broadcast event's frame is encoded once for all its subscribers.
+        if isinstance(data, dict) and data.get("type") == "next":
+            payload = data["payload"]
+            shared = payload.get("data")
+            if isinstance(shared, BroadcastData) and len(payload) == 1:
+                return shared.frame(data["id"])
+        return super().encode_json(data)
+
     async def get_context(self, request: Any, response: Any) -> Context:
-        context = Context(runtime=self.runtime, request=request, response=response)
-        auth = request.scope.get("recoverly.auth")
-        if auth is not None:
-            context.admin, context.scope = auth
-        return context
+        # HTTP: the context AuthenticatedGraphQL made (it holds the request's session).
+        context = request.scope.get(CONTEXT_KEY)
+        if context is None:  # a websocket connection: each read ends its transaction
+            context = Context(runtime=self.runtime)
+            context.db.per_use = True
+        context.request, context.response = request, response
+        return context  # type: ignore[no-any-return]
 
     async def on_ws_connect(self, context: Context) -> Any:
         params = context.connection_params or {}
@@ -106,16 +119,19 @@ class AuthenticatedGraphQL:
             page = FileResponse(GRAPHIQL_DIR / "index.html", media_type="text/html")
             return await page(scope, receive, send)
         context = Context(runtime=self.view.runtime)
-        if not await context.authenticate(request.headers.get("authorization")):
-            denied = error_response(
-                "Unauthorized: send Authorization: Bearer <token>",
-                "UNAUTHENTICATED",
-                401,
-                **{"WWW-Authenticate": 'Bearer realm="recoverly"'},
-            )
-            return await denied(scope, receive, send)
-        scope["recoverly.auth"] = (context.admin, context.scope)
-        await self.view(scope, receive, send)
+        try:
+            if not await context.authenticate(request.headers.get("authorization")):
+                denied = error_response(
+                    "Unauthorized: send Authorization: Bearer <token>",
+                    "UNAUTHENTICATED",
+                    401,
+                    **{"WWW-Authenticate": 'Bearer realm="recoverly"'},
+                )
+                return await denied(scope, receive, send)
+            scope[CONTEXT_KEY] = context
+            await self.view(scope, receive, send)
+        finally:
+            await context.db.close()
 
 
 def create_app(settings: Settings | None = None, *, runtime: Runtime | None = None) -> Starlette:

@@ -94,7 +94,14 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
     except StartupError as error:
         listener.close()
         return _fail(str(error))
-    config = uvicorn.Config(create_app(runtime=runtime), log_level="info", ws="websockets-sansio")
+    # No permessage-deflate: progress frames are small, and compressing each one for each
+    # subscriber cost more than sending it.
+    config = uvicorn.Config(
+        create_app(runtime=runtime),
+        log_level="info",
+        ws="websockets-sansio",
+        ws_per_message_deflate=False,
+    )
     uvicorn.Server(config).run(sockets=[listener])
     return 0
 

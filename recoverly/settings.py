@@ -41,8 +41,12 @@ class Settings(BaseSettings):
     archive_max_expansion_bytes: int = Field(default=20 * 1024**3)
     restore_chunk_size: int = 5000
 
+    auth_cache_seconds: float = 5.0
     max_query_depth: int = 12
     max_query_tokens: int = 4000
+    document_cache_size: int = 1000  # parsed and validated documents kept (LRU)
+    persisted_queries_file: Path | None = None  # registered documents (JSON)
+    persisted_queries_only: bool = False  # run registered documents only
 
     def resolved_database_url(self) -> str:
         """The async SQLAlchemy URL: plain ``sqlite://`` and ``postgresql://`` URLs get a driver."""

@@ -238,6 +238,7 @@ class RunningServer:
             port=0,
             log_level="warning",
             ws="websockets-sansio",
+            ws_per_message_deflate=False,
             lifespan=lifespan,
         )
         self.server = uvicorn.Server(config)

@@ -215,11 +215,10 @@ class _Run:
 
     async def _chunk(self, spec: EntitySpec, first: int, records: list[dict[str, Any]]) -> None:
         """Write records ``first`` on, with the checkpoint after them, in one transaction."""
-        resolved = self.resolver.resolve(spec, records)
-        blobs = None
-        if spec.blob_column and resolved.records:
-            blobs = await asyncio.to_thread(read_blobs, self.reader, spec, resolved.records)
-        rows = self._inserter(spec).rows(resolved.records, resolved.refs, blobs)
+        # Classifying records and building rows is CPU work: in a worker thread, so the
+        # event loop (which serves the API in the embedded mode) is never held for a chunk.
+        inserter = self._inserter(spec)
+        resolved, rows = await asyncio.to_thread(self._prepare, spec, inserter, records)
         counts = dict(self.counts.get(spec.name) or dict.fromkeys(Outcome, 0))
         for outcome, count in resolved.counts.items():
             counts[outcome] += count
@@ -230,6 +229,17 @@ class _Run:
             await self._insert(conn, spec, rows)
             self.deferred += await self._link(conn, spec, resolved.links)
             await self._save_checkpoint(conn, spec, next_index=first + len(records))
+
+    def _prepare(
+        self, spec: EntitySpec, inserter: BulkInsert, records: list[dict[str, Any]]
+    ) -> tuple[Any, Rows]:
+        """The chunk's resolved records and their INSERT parameters (runs in a thread; the
+        restore's state is touched by nothing else meanwhile)."""
+        resolved = self.resolver.resolve(spec, records)
+        blobs = None
+        if spec.blob_column and resolved.records:
+            blobs = read_blobs(self.reader, spec, resolved.records)
+        return resolved, inserter.rows(resolved.records, resolved.refs, blobs)
 
     async def _link(
         self, conn: AsyncConnection, spec: EntitySpec, links: list[tuple[str, Any, int]]

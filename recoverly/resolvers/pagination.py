@@ -26,7 +26,10 @@ class Page(Generic[RowT]):
     rows: list[RowT]
     cursors: list[str]
     has_next_page: bool
-    total_count: int
+    # The listing's total: known (``paginate_each`` counts every key at once), or counted
+    # with ``count_statement`` (see ``count_rows``) when a client asks for it.
+    total_count: int | None = None
+    count_statement: Select[Any] | None = None
 
 
 def encode_cursor(row_id: int) -> str:
@@ -50,23 +53,45 @@ async def paginate(
     model: type[RowT],
     first: int,
     after: str | None,
+    columns_only: bool = False,
 ) -> Page[RowT]:
-    """One page of ``statement`` (already filtered and scoped), plus the total count."""
+    """One page of ``statement`` (already filtered and scoped); the total is counted apart,
+    only when asked for. With ``columns_only`` the rows are Core rows of the model's columns
+    (cheaper than ORM objects, for pages whose columns are all their readers need)."""
     if not 1 <= first <= MAX_PAGE_SIZE:
         raise PaginationError(f"first must be between 1 and {MAX_PAGE_SIZE}, got {first}")
     id_column = col(model.id)  # type: ignore[attr-defined]
-    total = (await session.exec(select(func.count()).select_from(statement.subquery()))).one()
     page_statement = statement
     if after is not None:
         page_statement = page_statement.where(id_column < decode_cursor(after))
     page_statement = page_statement.order_by(id_column.desc()).limit(first + 1)
-    rows = list((await session.exec(page_statement)).all())  # type: ignore[call-overload]
+    if columns_only:
+        connection = await session.connection()
+        rows: list[Any] = list((await connection.execute(page_statement)).all())
+    else:
+        rows = list((await session.exec(page_statement)).all())  # type: ignore[call-overload]
     return Page(
         rows=rows[:first],
         cursors=[encode_cursor(row.id) for row in rows[:first]],
         has_next_page=len(rows) > first,
-        total_count=int(total),
+        count_statement=_count(statement, model),
     )
+
+
+def _count(statement: Select[Any], model: type[SQLModel]) -> Select[Any]:
+    # A listing of one table counts with its own WHERE clause, so the count can use an
+    # index, where a count over the listing as a subquery reads every row; joined
+    # listings count their subquery.
+    table = model.__table__  # type: ignore[attr-defined]
+    froms = statement.get_final_froms()
+    if len(froms) != 1 or froms[0] is not table:
+        return select(func.count()).select_from(statement.subquery())
+    count = select(func.count()).select_from(table)
+    return count if statement.whereclause is None else count.where(statement.whereclause)
+
+
+async def count_rows(session: AsyncSession, count_statement: Select[Any]) -> int:
+    return int((await session.exec(count_statement)).one())
 
 
 async def paginate_each(

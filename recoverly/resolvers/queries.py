@@ -6,6 +6,7 @@ empty list that looks like an organization without rows.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -31,6 +32,7 @@ from recoverly.resolvers.errors import BadUserInputError, NotFoundError
 from recoverly.resolvers.global_ids import decode_id, from_global_id
 from recoverly.resolvers.pagination import Page, paginate
 from recoverly.services import access, audit
+from recoverly.services.locations import Availability, availability
 
 NODE_LOADERS = {
     "Organization": "organization",
@@ -102,7 +104,7 @@ async def backups(
     statement = select(Backup).where(col(Backup.organization_id) == org_id)
     if product is not None:
         statement = statement.where(col(Backup.product) == product)
-    return await _page(ctx, statement, Backup, first=first, after=after)
+    return await _page(ctx, statement, Backup, first=first, after=after, columns_only=True)
 
 
 async def restores(
@@ -118,6 +120,22 @@ async def restores(
     if status:
         statement = statement.where(col(Restore.status).in_(status))
     return await _page(ctx, statement, Restore, first=first, after=after)
+
+
+async def backup_relations(
+    ctx: Context, rows: Sequence[Backup]
+) -> dict[int, tuple[ProductInstance, Availability]]:
+    """Each backup's source site and availability, for a page at once: two queries."""
+    loaders = ctx.loaders
+    copies, sources = await asyncio.gather(
+        loaders.copies_by_backup.load_many([row.id for row in rows]),
+        loaders.instance.load_many([row.instance_id for row in rows]),
+    )
+    now = ctx.runtime.now()
+    return {
+        row.id: (source, availability(row, row_copies, now))  # type: ignore[misc]
+        for row, row_copies, source in zip(rows, copies, sources, strict=True)
+    }
 
 
 async def groups(
@@ -206,11 +224,19 @@ def _escape_like(text: str) -> str:
 
 
 async def _page(
-    ctx: Context, statement: Any, model: type[SQLModel], *, first: int, after: str | None
+    ctx: Context,
+    statement: Any,
+    model: type[SQLModel],
+    *,
+    first: int,
+    after: str | None,
+    columns_only: bool = False,
 ) -> Page[Any]:
     scoped = ctx.authenticated_scope.restrict(statement, model)
-    async with ctx.runtime.db.session() as session:
-        return await paginate(session, scoped, model=model, first=first, after=after)
+    async with ctx.db.use() as session:
+        return await paginate(
+            session, scoped, model=model, first=first, after=after, columns_only=columns_only
+        )
 
 
 async def pending_access_reviews(ctx: Context, organization_id: str) -> Sequence[AccessReview]:
@@ -220,5 +246,5 @@ async def pending_access_reviews(ctx: Context, organization_id: str) -> Sequence
 
 
 async def organization_billing(ctx: Context, organization_id: int) -> list[access.ProductBilling]:
-    async with ctx.runtime.db.session() as session:
+    async with ctx.db.use() as session:
         return await access.organization_billing(session, organization_id)

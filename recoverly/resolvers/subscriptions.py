@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Hashable
 from typing import Any
 
 from sqlmodel import SQLModel
@@ -18,11 +18,42 @@ from recoverly.services.progress import backup_topic, percent, progress_event, r
 RESYNC_SECONDS = 15.0
 
 
+class SharedReads:
+    """Concurrent reads of the same key share one query; nothing is kept once it returns,
+    so a read never answers older data than a query of its own would."""
+
+    def __init__(self) -> None:
+        self._running: dict[Hashable, asyncio.Future[Any]] = {}
+
+    async def get(self, key: Hashable, read: Callable[[], Awaitable[Any]]) -> Any:
+        future = self._running.get(key)
+        if future is None:
+            future = asyncio.ensure_future(read())
+            self._running[key] = future
+            future.add_done_callback(lambda _: self._running.pop(key, None))
+        return await asyncio.shield(future)  # one subscriber leaving cancels no one's read
+
+
+CURRENT_STATES = SharedReads()
+
+
 async def _current(ctx: Context, model: type[SQLModel], row_id: int) -> dict[str, Any] | None:
-    # A fresh session per read: no database session is held across a yield.
-    async with ctx.runtime.db.session() as session:
-        row = await ctx.authenticated_scope.get(session, model, row_id)
-    return progress_event(row) if row is not None else None  # type: ignore[arg-type]
+    """The row's current state if the caller may see it. Subscribers joining together share
+    the query and the event (so it is executed once for all of them too)."""
+    db = ctx.runtime.db
+
+    async def read() -> tuple[int, dict[str, Any]] | None:
+        # A fresh session per read: no database session is held across a yield.
+        async with db.session() as session:
+            row = await session.get(model, row_id)
+        if row is None:
+            return None
+        return row.organization_id, progress_event(row)  # type: ignore[attr-defined, arg-type]
+
+    found = await CURRENT_STATES.get((id(db), model.__name__, row_id), read)
+    if found is None or not ctx.authenticated_scope.allows(found[0]):
+        return None
+    return found[1]  # type: ignore[no-any-return]
 
 
 async def restore_progress_events(ctx: Context, global_id: str) -> AsyncIterator[dict[str, Any]]:
@@ -62,7 +93,8 @@ async def _progress_events(
         yield current
         while last["status"] not in final:
             try:
-                event = await asyncio.wait_for(subscription.get(), RESYNC_SECONDS)
+                async with asyncio.timeout(RESYNC_SECONDS):  # no task per event, unlike wait_for
+                    event = await subscription.get()
             except TimeoutError:
                 event = await _current(ctx, model, row_id) or last
                 if event == last:

@@ -7,10 +7,11 @@ from typing import Any
 import strawberry
 from strawberry.types import Info
 
+from recoverly import models
 from recoverly.resolvers import queries
 from recoverly.schema.access import AccessReview, Group, User
 from recoverly.schema.audit import AuditEvent, AuditEventFilter
-from recoverly.schema.backups import Backup, BackupPolicy
+from recoverly.schema.backups import Backup, BackupExtras, BackupPolicy
 from recoverly.schema.connections import Connection
 from recoverly.schema.enums import AccessReviewStatus, ProductKey, RestoreStatus
 from recoverly.schema.node import Node
@@ -82,7 +83,13 @@ class Query:
             first=20 if first is None else first,
             after=after,
         )
-        return Connection.from_page(page, Backup.from_row, after=after)
+        relations = await queries.backup_relations(info.context, page.rows)
+
+        def convert(row: models.Backup) -> Backup:
+            source, availability = relations[row.id]  # type: ignore[index]
+            return Backup.from_row(row, BackupExtras(source=source, availability=availability))
+
+        return Connection.from_page(page, convert, after=after)
 
     @strawberry.field(description="The Restore table: restores, newest first.")
     async def restores(

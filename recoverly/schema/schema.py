@@ -7,7 +7,14 @@ from typing import Any
 
 import strawberry
 from graphql import GraphQLError
-from strawberry.extensions import MaxTokensLimiter, QueryDepthLimiter, SchemaExtension
+from strawberry.extensions import (
+    AddValidationRules,
+    MaxTokensLimiter,
+    ParserCache,
+    SchemaExtension,
+    ValidationCache,
+)
+from strawberry.extensions.query_depth_limiter import create_validator
 from strawberry.types import ExecutionContext, ExecutionResult
 from strawberry.types.graphql import OperationType
 
@@ -15,7 +22,11 @@ from recoverly.resolvers.errors import BadUserInputError, NotFoundError
 from recoverly.resolvers.pagination import PaginationError
 from recoverly.schema.access_mutations import AccessMutations
 from recoverly.schema.backup_mutations import BackupMutations
+from recoverly.schema.backups import resolve_prefetched_directly
+from recoverly.schema.broadcast import BroadcastExecutor
 from recoverly.schema.error_codes import MaskErrorsKeepingCodes, assign_codes
+from recoverly.schema.extensions import ReadsBesideWrites
+from recoverly.schema.persisted_queries import PersistedQueries, load_registered
 from recoverly.schema.query import Query
 from recoverly.schema.restore_mutations import RestoreMutations
 from recoverly.schema.subscription import Subscription
@@ -59,12 +70,33 @@ class RecoverlySchema(strawberry.Schema):
 
 
 def build_schema(settings: Settings) -> strawberry.Schema:
+    # Validation rules are made once: the validation cache is keyed by the rule classes too.
+    rules = [create_validator(settings.max_query_depth, None)]
+    persisted = PersistedQueries(
+        registered=(
+            load_registered(settings.persisted_queries_file)
+            if settings.persisted_queries_file
+            else {}
+        ),
+        only_registered=settings.persisted_queries_only,
+        size=settings.document_cache_size,
+    )
     extensions: list[Callable[[], SchemaExtension]] = [
-        lambda: QueryDepthLimiter(max_depth=settings.max_query_depth),
+        persisted.extension,
         lambda: MaxTokensLimiter(max_token_count=settings.max_query_tokens),
+        lambda: AddValidationRules(rules),
+        lambda: ParserCache(maxsize=settings.document_cache_size),
+        lambda: ValidationCache(maxsize=settings.document_cache_size),
+        ReadsBesideWrites,
     ]
     if settings.production:
         extensions.append(lambda: MaskErrorsKeepingCodes(should_mask_error=_should_mask))
-    return RecoverlySchema(
-        query=Query, mutation=Mutation, subscription=Subscription, extensions=extensions
+    schema = RecoverlySchema(
+        query=Query,
+        mutation=Mutation,
+        subscription=Subscription,
+        extensions=extensions,
+        execution_context_class=BroadcastExecutor,
     )
+    resolve_prefetched_directly(schema)
+    return schema

@@ -10,6 +10,7 @@ from strawberry.types import Info
 
 from recoverly.resolvers.subscriptions import backup_progress_events, restore_progress_events
 from recoverly.schema.backups import BackupProgress
+from recoverly.schema.broadcast import BROADCASTS
 from recoverly.schema.restores import RestoreProgress
 
 
@@ -22,7 +23,7 @@ class Subscription:
         self, info: Info[Any, None], restore_id: strawberry.ID
     ) -> AsyncGenerator[RestoreProgress, None]:
         async for event in restore_progress_events(info.context, restore_id):
-            yield RestoreProgress.from_event(event)
+            yield BROADCASTS.payload(event, RestoreProgress.from_event)
 
     @strawberry.subscription(
         description="The backup's current state first, then every change, until it is final."
@@ -31,4 +32,4 @@ class Subscription:
         self, info: Info[Any, None], backup_id: strawberry.ID
     ) -> AsyncGenerator[BackupProgress, None]:
         async for event in backup_progress_events(info.context, backup_id):
-            yield BackupProgress.from_event(event)
+            yield BROADCASTS.payload(event, BackupProgress.from_event)

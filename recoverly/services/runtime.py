@@ -11,6 +11,7 @@ from recoverly.database import Database
 from recoverly.events import EventBus, InMemoryEventBus
 from recoverly.jobs import JobRunner
 from recoverly.models import utcnow
+from recoverly.services.auth import AuthCache
 from recoverly.settings import Settings
 from recoverly.storage import BlobStore
 
@@ -27,6 +28,7 @@ class Runtime:
     runner: JobRunner | None = None
     scheduler: Scheduler | None = None
     clock: Callable[[], datetime] = utcnow
+    auth_cache: AuthCache = field(default_factory=lambda: AuthCache(ttl=0))
 
     def now(self) -> datetime:
         return self.clock()

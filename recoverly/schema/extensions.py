@@ -1,0 +1,25 @@
+"""Schema extensions of the request lifecycle that are Recoverly's own."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+from graphql import OperationType
+from strawberry.extensions import SchemaExtension
+
+from recoverly.resolvers.context import Context
+
+
+class ReadsBesideWrites(SchemaExtension):
+    """A mutation writes through a connection of its own: before it runs, the request's read
+    session gives its connection back (a request never holds two), and from then on each
+    read takes one only while it runs."""
+
+    async def on_execute(self) -> AsyncIterator[None]:
+        context = self.execution_context.context
+        if (
+            isinstance(context, Context)
+            and self.execution_context.operation_type is OperationType.MUTATION
+        ):
+            await context.db.release()
+        yield
