@@ -1,6 +1,6 @@
 """The Starlette app: ``/graphql`` (HTTP, websockets, GraphiQL), the probes and ``/metrics``
-(``recoverly.monitoring``) and GraphiQL's own assets, behind the request log; the lifespan
-migrates the database and starts the job runner."""
+(``recoverly.monitoring``), the admin console at ``/`` and the assets of both, behind the
+request log; the lifespan migrates the database and starts the job runner."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from starlette.datastructures import Headers
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
-from starlette.responses import FileResponse, JSONResponse
+from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -38,6 +38,7 @@ from recoverly.services.system import build_runtime, start_runtime, stop_runtime
 from recoverly.settings import Settings, get_settings
 
 GRAPHIQL_DIR = Path(__file__).parent / "static" / "graphiql"
+CONSOLE_DIR = Path(__file__).parent / "static" / "console"
 UNAUTHORIZED = 4401
 CONTEXT_KEY = "recoverly.context"
 
@@ -149,6 +150,10 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
 
     metrics_port = runtime.settings.metrics_port
 
+    async def console(request: Request) -> Response:
+        # Static files need no token: the console signs in to /graphql itself.
+        return FileResponse(CONSOLE_DIR / "index.html", media_type="text/html")
+
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         await start_runtime(runtime)
@@ -166,6 +171,8 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
             Route("/graphql", AuthenticatedGraphQL(view), methods=["GET", "POST"]),
             WebSocketRoute("/graphql", graphql_ws),
             *probe_routes(runtime, with_metrics=metrics_port is None),
+            Route("/", console, methods=["GET"]),
+            Mount("/console", StaticFiles(directory=CONSOLE_DIR), name="console"),
             Mount("/graphiql-assets", StaticFiles(directory=GRAPHIQL_DIR), name="graphiql"),
         ],
         middleware=[
