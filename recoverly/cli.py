@@ -70,7 +70,14 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
             return 2
         asyncio.run(_seed(settings, args.demo_scale, f"http://{host}:{port}/graphql"))
     app = create_app(runtime=build_runtime(settings))
-    uvicorn.run(app, host=host, port=port, log_level="info", ws="websockets-sansio")
+    uvicorn.run(
+        app,
+        host=host,
+        port=port,
+        log_level="info",
+        ws="websockets-sansio",
+        ws_max_size=settings.max_websocket_message_bytes,
+    )
     return 0
 
 

@@ -42,6 +42,10 @@ class Settings(BaseSettings):
 
     max_query_depth: int = 12
     max_query_tokens: int = 4000
+    max_request_bytes: int = 1024 * 1024
+    max_variables_bytes: int = 256 * 1024
+    max_json_depth: int = 32
+    max_websocket_message_bytes: int = 1024 * 1024
 
     def resolved_database_url(self) -> str:
         """The async SQLAlchemy URL: plain ``sqlite://`` and ``postgresql://`` URLs get a driver."""

@@ -8,9 +8,10 @@ from dataclasses import dataclass
 from typing import Generic, TypeVar
 
 from recoverly.resolvers.global_ids import decode_id
-from recoverly.services.errors import ServiceError, not_found
+from recoverly.services.errors import ErrorCode, ServiceError, not_found
 
 T = TypeVar("T")
+MAX_IDS = 1000
 
 
 @dataclass
@@ -32,6 +33,18 @@ def require_id(global_id: str, type_name: str, *, field: list[str]) -> int:
     if row_id is None:
         raise not_found(type_name_label(type_name), field=field)
     return row_id
+
+
+def require_ids(global_ids: list[str], type_name: str, *, field: list[str]) -> list[int]:
+    """The row IDs of a list argument: at most ``MAX_IDS`` (INVALID_INPUT beyond), each
+    decoded like ``require_id``."""
+    if len(global_ids) > MAX_IDS:
+        raise ServiceError(
+            ErrorCode.INVALID_INPUT,
+            f"at most {MAX_IDS} IDs per request, got {len(global_ids)}",
+            field=field,
+        )
+    return [require_id(i, type_name, field=field) for i in global_ids]
 
 
 def type_name_label(type_name: str) -> str:

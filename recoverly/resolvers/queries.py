@@ -71,7 +71,7 @@ async def restores(
 ) -> Page[Restore]:
     statement = select(Restore).where(col(Restore.organization_id) == _org_id(ctx, organization_id))
     if status:
-        statement = statement.where(col(Restore.status).in_(status))
+        statement = statement.where(col(Restore.status).in_(set(status)))
     return await _page(ctx, statement, Restore, first=first, after=after)
 
 
