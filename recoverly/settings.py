@@ -42,6 +42,7 @@ class Settings(BaseSettings):
 
     max_query_depth: int = 12
     max_query_tokens: int = 4000
+    allow_private_endpoints: bool = False
     max_request_bytes: int = 1024 * 1024
     max_variables_bytes: int = 256 * 1024
     max_json_depth: int = 32

@@ -7,7 +7,7 @@ import asyncio
 import json
 import os
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -142,6 +142,12 @@ class Deployment:
         assert not body.get("errors"), body["errors"]
         return body["data"]  # type: ignore[no-any-return]
 
+    async def answered_meanwhile(self, attack: Awaitable[Any]) -> Any:
+        """Run ``attack`` while a normal query is in flight; the normal one must be answered."""
+        outcome, data = await asyncio.gather(attack, self.gql("{ viewer { email } }"))
+        assert data == {"viewer": {"email": "admin@acme.example"}}
+        return outcome
+
     async def wait_until(
         self, global_id: str, fragment: str, done: Any, *, within: float = 120
     ) -> dict[str, Any]:
@@ -181,6 +187,7 @@ def make_settings(tmp_path: Path, database_url: str) -> Settings:
         job_poll_seconds=0.05,
         retry_backoff_seconds=0.1,
         restore_chunk_size=250,
+        allow_private_endpoints=True,  # the moto S3 server listens on loopback
     )
 
 

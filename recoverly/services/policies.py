@@ -6,18 +6,24 @@ import logging
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import update
+from sqlalchemy import func, update
 from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
 
 from recoverly.models import BackupPolicy, ProductInstance, Schedule, StorageMode
 from recoverly.services import audit
+from recoverly.services.archives import customer_store
 from recoverly.services.backups import start_backup
 from recoverly.services.errors import ErrorCode, ServiceError, not_found
+from recoverly.services.incidents import cite, report
 from recoverly.services.runtime import Runtime
 from recoverly.services.scoping import Scope
+from recoverly.services.validation import check_customer_bucket, check_datetime, check_name
+from recoverly.storage import S3BlobStore, StorageError
 
 log = logging.getLogger(__name__)
 BUSY_RETRY = timedelta(minutes=1)
+MAX_POLICIES_PER_SITE = 50
 INTERVALS = {Schedule.DAILY: timedelta(days=1), Schedule.WEEKLY: timedelta(weeks=1)}
 
 
@@ -26,7 +32,7 @@ async def create_policy(
     scope: Scope,
     *,
     instance_id: int,
-    name: str,
+    name: str | None,
     schedule: Schedule,
     include_attachments: bool,
     include_users_and_groups: bool,
@@ -35,23 +41,32 @@ async def create_policy(
     customer_bucket: dict[str, Any] | None,
     start_at: datetime | None,
 ) -> BackupPolicy:
-    """Create an active policy; its first run is due at ``start_at`` (default: now)."""
+    """Create an active policy; its first run is due at ``start_at`` (default: now).
+
+    Every input is checked first, then the customer bucket is probed (it must exist and
+    take writes), so a bad bucket is refused now rather than discovered by a backup."""
+    if name is not None:
+        name = check_name(name, field=["input", "name"])
+    if start_at is not None:
+        check_datetime(start_at, now=runtime.now(), field=["input", "startAt"])
     if (storage == StorageMode.INTERNAL_AND_CUSTOMER) != (customer_bucket is not None):
         raise ServiceError(
             ErrorCode.INVALID_INPUT,
             "a customer bucket is required with storage INTERNAL_AND_CUSTOMER, and only then",
             field=["input", "customerBucket"],
         )
-    if customer_bucket is not None and not customer_bucket.get("bucket"):
-        raise ServiceError(
-            ErrorCode.INVALID_INPUT,
-            "the customer bucket needs a name",
-            field=["input", "customerBucket", "bucket"],
+    if customer_bucket is not None:
+        customer_bucket = check_customer_bucket(
+            customer_bucket,
+            allow_private=runtime.settings.allow_private_endpoints,
+            field=["input", "customerBucket"],
         )
+    async with runtime.db.session() as session:
+        await _check_site(session, scope, instance_id)
+    if customer_bucket is not None:
+        await probe_bucket(runtime, customer_bucket, field=["input", "customerBucket"])
     async with runtime.db.transaction() as session:
-        instance = await scope.get(session, ProductInstance, instance_id)
-        if instance is None:
-            raise not_found("site", field=["input", "instanceId"])
+        instance = await _check_site(session, scope, instance_id)
         policy = BackupPolicy(
             organization_id=instance.organization_id,
             instance_id=instance_id,
@@ -79,6 +94,55 @@ async def create_policy(
             details={"schedule": str(schedule), "storage": str(storage)},
         )
     return policy
+
+
+async def _check_site(session: AsyncSession, scope: Scope, instance_id: int) -> ProductInstance:
+    """The site in scope, with room for one more policy."""
+    instance = await scope.get(session, ProductInstance, instance_id)
+    if instance is None:
+        raise not_found("site", field=["input", "instanceId"])
+    count = (
+        await session.exec(select(func.count()).where(col(BackupPolicy.instance_id) == instance_id))
+    ).one()
+    if count >= MAX_POLICIES_PER_SITE:
+        raise ServiceError(
+            ErrorCode.LIMIT_EXCEEDED,
+            f"a site has at most {MAX_POLICIES_PER_SITE} backup policies",
+            field=["input", "instanceId"],
+        )
+    return instance
+
+
+async def probe_bucket(runtime: Runtime, bucket: dict[str, Any], *, field: list[str]) -> None:
+    """Write and delete a tiny object in the customer bucket; a clear error if it fails."""
+    store = customer_store(runtime, bucket)
+    if not isinstance(store, S3BlobStore):
+        return
+    try:
+        await store.probe()
+    except StorageError as error:
+        raise _probe_error(error, field) from None
+
+
+def _probe_error(error: StorageError, field: list[str]) -> ServiceError:
+    if error.kind == "missing_bucket":
+        return ServiceError(
+            ErrorCode.INVALID_INPUT, "no such bucket at this endpoint", field=[*field, "bucket"]
+        )
+    if error.kind == "denied":
+        return ServiceError(
+            ErrorCode.INVALID_INPUT,
+            "the bucket refused these credentials: check the key pair and that it may write",
+            field=[*field, "accessKeyId"],
+        )
+    if error.kind == "refused":
+        return ServiceError(ErrorCode.INVALID_INPUT, str(error), field=[*field, "endpointUrl"])
+    error_id = report("customer bucket probe failed", error)
+    return ServiceError(
+        ErrorCode.STORAGE_UNREACHABLE,
+        cite("the bucket could not be reached at its endpoint", error_id),
+        field=field,
+    )
 
 
 async def set_policy_active(
