@@ -43,6 +43,11 @@ class Settings(BaseSettings):
     max_query_depth: int = 12
     max_query_tokens: int = 4000
     allow_private_endpoints: bool = False
+    max_query_cost: int = 10_000
+    max_query_aliases: int = 30
+    max_query_fields: int = 1000
+    rate_limit_points: int = 100_000
+    rate_limit_window_seconds: float = 60.0
     max_request_bytes: int = 1024 * 1024
     max_variables_bytes: int = 256 * 1024
     max_json_depth: int = 32

@@ -20,6 +20,7 @@ from recoverly.resolvers.context import Context
 from recoverly.resolvers.global_ids import decode_id, from_global_id
 from recoverly.resolvers.pagination import Page, paginate
 from recoverly.services import access
+from recoverly.services.rate_limits import Budget
 
 NODE_LOADERS = {
     "Organization": "organization",
@@ -97,3 +98,14 @@ async def pending_access_reviews(ctx: Context, organization_id: str) -> Sequence
 async def organization_billing(ctx: Context, organization_id: int) -> list[access.ProductBilling]:
     async with ctx.runtime.db.session() as session:
         return await access.organization_billing(session, organization_id)
+
+
+def rate_limit(ctx: Context) -> Budget:
+    """The caller's query budget in the current window."""
+    settings = ctx.runtime.settings
+    return ctx.runtime.rate_limiter.peek(
+        f"admin:{ctx.admin_id}",
+        limit=settings.rate_limit_points,
+        seconds=settings.rate_limit_window_seconds,
+        now=ctx.runtime.now(),
+    )

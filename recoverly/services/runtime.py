@@ -11,6 +11,7 @@ from recoverly.database import Database
 from recoverly.events import EventBus, InMemoryEventBus
 from recoverly.jobs import JobRunner
 from recoverly.models import utcnow
+from recoverly.services.rate_limits import RateLimiter
 from recoverly.settings import Settings
 from recoverly.storage import BlobStore
 
@@ -27,6 +28,7 @@ class Runtime:
     runner: JobRunner | None = None
     scheduler: Scheduler | None = None
     clock: Callable[[], datetime] = utcnow
+    rate_limiter: RateLimiter = field(default_factory=RateLimiter)
 
     def now(self) -> datetime:
         return self.clock()
