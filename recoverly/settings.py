@@ -18,6 +18,7 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = 8000
     production: bool = False
+    introspection: bool = False  # in production; always on in development
     demo_token: str | None = None
     demo_other_token: str | None = None
 

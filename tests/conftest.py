@@ -178,7 +178,7 @@ class Deployment:
         )
 
 
-def make_settings(tmp_path: Path, database_url: str) -> Settings:
+def make_settings(tmp_path: Path, database_url: str, **overrides: Any) -> Settings:
     return Settings(
         data_dir=tmp_path,
         database_url=database_url,
@@ -188,15 +188,16 @@ def make_settings(tmp_path: Path, database_url: str) -> Settings:
         retry_backoff_seconds=0.1,
         restore_chunk_size=250,
         allow_private_endpoints=True,  # the moto S3 server listens on loopback
+        **overrides,
     )
 
 
 @asynccontextmanager
-async def deploy(backend: str, tmp_path: Path) -> AsyncIterator[Deployment]:
+async def deploy(backend: str, tmp_path: Path, **settings: Any) -> AsyncIterator[Deployment]:
     """A fresh database with the demo seeded, and a real server in front of it."""
     database_url, pg = await make_database_url(backend, tmp_path)
     try:
-        runtime = build_runtime(make_settings(tmp_path, database_url))
+        runtime = build_runtime(make_settings(tmp_path, database_url, **settings))
         await runtime.db.migrate()
         demo = await seed_demo(runtime.db, demo_token=DEMO_TOKEN, other_token=OTHER_TOKEN)
         await seed_demo_backups(runtime, demo)
