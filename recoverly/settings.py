@@ -5,7 +5,7 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -44,6 +44,7 @@ class Settings(BaseSettings):
     max_query_depth: int = 12
     max_query_tokens: int = 4000
     allow_private_endpoints: bool = False
+    secret_keys: SecretStr | None = None  # "kid:base64key,..."; default: a key file in data_dir
     max_query_cost: int = 10_000
     max_query_aliases: int = 30
     max_query_fields: int = 1000

@@ -9,6 +9,7 @@ from typing import Any
 
 from recoverly.models import BackupCopy, BackupLocation
 from recoverly.services.runtime import Runtime
+from recoverly.services.secrets import open_bucket
 from recoverly.storage import BlobStore, LocalBlobStore, S3BlobStore, S3BucketConfig
 
 
@@ -18,7 +19,7 @@ def customer_store(runtime: Runtime, config: dict[str, Any]) -> BlobStore:
     if config.get("kind") == "local":
         return LocalBlobStore(Path(config["root"]))
     return S3BlobStore.from_config(
-        S3BucketConfig.from_dict(config),
+        S3BucketConfig.from_dict(open_bucket(runtime.secrets, config)),
         allow_private_endpoints=runtime.settings.allow_private_endpoints,
     )
 

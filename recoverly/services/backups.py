@@ -8,7 +8,7 @@ from datetime import timedelta
 from pathlib import Path
 
 from sqlalchemy import delete
-from sqlmodel import col
+from sqlmodel import col, select
 
 from recoverly.jobs import JobArgs, JobDefinition, JobInfo
 from recoverly.models import (
@@ -27,6 +27,7 @@ from recoverly.services.errors import not_found
 from recoverly.services.incidents import cite, report
 from recoverly.services.runtime import Runtime
 from recoverly.services.scoping import Scope
+from recoverly.services.secrets import needs_sealing, open_bucket, seal_bucket
 from recoverly.storage import StorageError
 
 log = logging.getLogger(__name__)
@@ -226,6 +227,20 @@ async def _store_copies(
             )
         )
     return copies, None
+
+
+async def reseal_copy_secrets(runtime: Runtime, *, rotate: bool) -> int:
+    """Like ``policies.reseal_policy_secrets``, for the bucket recorded with each copy."""
+    box = runtime.secrets
+    async with runtime.db.transaction() as session:
+        statement = select(BackupCopy).where(
+            col(BackupCopy.location) == BackupLocation.CUSTOMER_STORAGE
+        )
+        rows = (await session.exec(statement)).all()
+        changed = [c for c in rows if needs_sealing(box, c.bucket, rotate=rotate)]
+        for copy in changed:
+            copy.bucket = seal_bucket(box, open_bucket(box, copy.bucket or {}))
+    return len(changed)
 
 
 def customer_copy_failure(error: StorageError) -> str:

@@ -18,6 +18,7 @@ from recoverly.services.errors import ErrorCode, ServiceError, not_found
 from recoverly.services.incidents import cite, report
 from recoverly.services.runtime import Runtime
 from recoverly.services.scoping import Scope
+from recoverly.services.secrets import needs_sealing, open_bucket, seal_bucket
 from recoverly.services.validation import check_customer_bucket, check_datetime, check_name
 from recoverly.storage import S3BlobStore, StorageError
 
@@ -76,7 +77,9 @@ async def create_policy(
             include_users_and_groups=include_users_and_groups,
             include_personal_spaces=include_personal_spaces,
             storage=storage,
-            customer_bucket=customer_bucket,
+            customer_bucket=seal_bucket(runtime.secrets, customer_bucket)
+            if customer_bucket
+            else None,
             next_run_at=start_at or runtime.now(),
             created_by_id=scope.admin_id,
             created_at=runtime.now(),
@@ -143,6 +146,24 @@ def _probe_error(error: StorageError, field: list[str]) -> ServiceError:
         cite("the bucket could not be reached at its endpoint", error_id),
         field=field,
     )
+
+
+async def reseal_policy_secrets(runtime: Runtime, *, rotate: bool) -> int:
+    """Seal plain credentials left by older versions (and, with ``rotate``, re-seal every
+    credential with the active key); returns the policies changed."""
+    box = runtime.secrets
+    async with runtime.db.transaction() as session:
+        rows = (
+            await session.exec(
+                select(BackupPolicy).where(col(BackupPolicy.customer_bucket).is_not(None))
+            )
+        ).all()
+        changed = [p for p in rows if needs_sealing(box, p.customer_bucket, rotate=rotate)]
+        for policy in changed:
+            policy.customer_bucket = seal_bucket(
+                box, open_bucket(box, policy.customer_bucket or {})
+            )
+    return len(changed)
 
 
 async def set_policy_active(
