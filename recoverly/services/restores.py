@@ -19,16 +19,20 @@ from recoverly.models import (
     Restore,
     RestoreStatus,
 )
+from recoverly.products.archive import ArchiveError
 from recoverly.products.archive_reader import ArchiveReader
 from recoverly.products.restore_engine import RestorePlan, plan_restore
 from recoverly.services import audit, operations
 from recoverly.services.access import billable_accounts
 from recoverly.services.archives import local_archive
 from recoverly.services.errors import ErrorCode, ServiceError, not_found
+from recoverly.services.incidents import cite, report
 from recoverly.services.locations import availability
 from recoverly.services.progress import progress_event, restore_topic
+from recoverly.services.retention import check_copies
 from recoverly.services.runtime import Runtime
 from recoverly.services.scoping import Scope
+from recoverly.storage import StorageError
 
 RESTORE_JOB = "restore.run"
 
@@ -114,6 +118,7 @@ async def start_restore(runtime: Runtime, scope: Scope, request: RestoreRequest)
     """Queue a restore. The destination lock, the restore row, its job and the audit event
     commit together, so of concurrent calls on one destination exactly one wins."""
     assert runtime.runner is not None
+    await verify_copy(runtime, scope, request.backup_id)
     async with runtime.db.transaction() as session:
         checked = await check_request(runtime, session, scope, request)
         restore = Restore(
@@ -182,6 +187,7 @@ async def cancel_restore(runtime: Runtime, scope: Scope, *, restore_id: int) -> 
 async def preview_restore(runtime: Runtime, scope: Scope, request: RestoreRequest) -> Preview:
     """What ``start_restore`` would do, and every error it would return, changing nothing."""
     preview = Preview(errors=[])
+    await verify_copy(runtime, scope, request.backup_id)
     async with runtime.db.session() as session:
         try:
             checked = await check_request(runtime, session, scope, request)
@@ -203,6 +209,35 @@ async def preview_restore(runtime: Runtime, scope: Scope, request: RestoreReques
         except ServiceError as error:
             preview.errors.append(error)
     assert checked.backup.id is not None
+    try:
+        await _plan_preview(runtime, request, checked, preview)
+    except (StorageError, ArchiveError) as error:
+        error_id = report(f"restore preview of backup {checked.backup.id} failed", error)
+        message = cite("the backup's archive could not be read", error_id)
+        preview.errors.append(
+            ServiceError(ErrorCode.BACKUP_NOT_AVAILABLE, message, field=["input", "backupId"])
+        )
+    return preview
+
+
+async def verify_copy(runtime: Runtime, scope: Scope, backup_id: int) -> None:
+    """Before a restore or preview: check that the copy it would read still has its blob
+    (a stat or a HEAD); a missing one is marked so, and the next copy is checked."""
+    async with runtime.db.session() as session:
+        backup = await scope.get(session, Backup, backup_id)
+        if backup is None:
+            return
+        statement = select(BackupCopy).where(col(BackupCopy.backup_id) == backup_id)
+        copies = list((await session.exec(statement)).all())
+    while (copy := availability(backup, copies, runtime.now()).copy) is not None:
+        if not await check_copies(runtime, [copy]):
+            return
+        copies.remove(copy)
+
+
+async def _plan_preview(
+    runtime: Runtime, request: RestoreRequest, checked: Checked, preview: Preview
+) -> None:
     async with local_archive(
         runtime, checked.copy, name=f"preview-{checked.backup.id}.zip"
     ) as path:
@@ -220,7 +255,6 @@ async def preview_restore(runtime: Runtime, scope: Scope, request: RestoreReques
                 preview.billing = await _billing_impact(
                     runtime, checked.destination, preview.plan, members
                 )
-    return preview
 
 
 def archived_group_members(reader: ArchiveReader) -> dict[str, set[str]]:
