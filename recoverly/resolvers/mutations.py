@@ -27,11 +27,12 @@ async def attempt(operation: Awaitable[T]) -> Outcome[T]:
         return Outcome(None, [error])
 
 
-def require_id(global_id: str, type_name: str, *, field: list[str]) -> int:
-    """The row ID in a global ID of ``type_name``; NOT_FOUND for anything else."""
+def require_id(global_id: str, type_name: str, *, field: list[str], what: str | None = None) -> int:
+    """The row ID in a global ID of ``type_name``; NOT_FOUND for anything else, worded as
+    the service words it for a row that does not exist (``what``)."""
     row_id = decode_id(global_id, type_name)
     if row_id is None:
-        raise not_found(type_name_label(type_name), field=field)
+        raise not_found(what or type_name_label(type_name), field=field)
     return row_id
 
 
@@ -48,6 +49,5 @@ def require_ids(global_ids: list[str], type_name: str, *, field: list[str]) -> l
 
 
 def type_name_label(type_name: str) -> str:
-    return {"ProductInstance": "site", "BackupPolicy": "backup policy"}.get(
-        type_name, type_name.lower()
-    )
+    labels = {"ProductInstance": "site", "BackupPolicy": "backup policy"}
+    return (labels | {"AccessReview": "access review"}).get(type_name, type_name.lower())
