@@ -141,11 +141,12 @@ def _probe_error(error: StorageError, field: list[str]) -> ServiceError:
     if error.kind == "refused":
         return ServiceError(ErrorCode.INVALID_INPUT, str(error), field=[*field, "endpointUrl"])
     error_id = report("customer bucket probe failed", error)
-    return ServiceError(
-        ErrorCode.STORAGE_UNREACHABLE,
-        cite("the bucket could not be reached at its endpoint", error_id),
-        field=field,
+    what = (
+        "the bucket could not be reached at its endpoint"
+        if error.kind == "unreachable"
+        else "the bucket did not accept a test object"
     )
+    return ServiceError(ErrorCode.STORAGE_UNREACHABLE, cite(what, error_id), field=field)
 
 
 async def reseal_policy_secrets(runtime: Runtime, *, rotate: bool) -> int:

@@ -136,3 +136,10 @@ async def test_subscriptions_spend_the_budget_too(
     assert message["id"] == operation
     assert message["type"] == "error"
     assert message["payload"][0]["extensions"]["code"] == "RATE_LIMITED"
+
+
+async def test_depth_and_size_limits_are_query_too_complex(deployment: Deployment) -> None:
+    nested = "organization { " * 14 + "name" + " }" * 14
+    deep = "{ viewer { organizations { products { instances { " + nested + " } } } } }"
+    await refused(deployment, deep)
+    await refused(deployment, "{ " + " ".join(f"a{i}: __typename" for i in range(4100)) + " }")
