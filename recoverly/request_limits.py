@@ -83,9 +83,10 @@ def replay(body: bytes) -> Receive:
 
 def decode_json(data: str | bytes, *, max_depth: int) -> Any:
     """``json.loads`` that refuses nesting deeper than ``max_depth`` (``JSONTooDeep``)."""
-    brackets = data.count(b"[" if isinstance(data, bytes) else "[") + data.count(
-        b"{" if isinstance(data, bytes) else "{"
-    )
+    if isinstance(data, bytes):
+        brackets = data.count(b"[") + data.count(b"{")
+    else:
+        brackets = data.count("[") + data.count("{")
     try:
         value = json.loads(data)
     except RecursionError:

@@ -3,7 +3,7 @@ UserErrors. Every mutation goes through ``attempt`` so none leaks a ServiceError
 
 from __future__ import annotations
 
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
@@ -36,7 +36,7 @@ def require_id(global_id: str, type_name: str, *, field: list[str], what: str | 
     return row_id
 
 
-def require_ids(global_ids: list[str], type_name: str, *, field: list[str]) -> list[int]:
+def require_ids(global_ids: Sequence[str], type_name: str, *, field: list[str]) -> list[int]:
     """The row IDs of a list argument: at most ``MAX_IDS`` (INVALID_INPUT beyond), each
     decoded like ``require_id``."""
     if len(global_ids) > MAX_IDS:

@@ -43,7 +43,7 @@ TOO_COMPLEX = "QUERY_TOO_COMPLEX"
 RATE_LIMITED = "RATE_LIMITED"
 DEFAULT_LIST_SIZE = 10
 CONNECTION_COST = 10  # a page and its count: two SQL statements
-ROOT_MUTATION_COST = 10
+ROOT_OPERATION_COST = 10  # a mutation's writes, a subscription's stream
 MAX_NESTING = 64
 FIELD_COSTS: Mapping[str, int] = {
     "Query.restorePreview": 100,
@@ -52,7 +52,6 @@ FIELD_COSTS: Mapping[str, int] = {
     "Mutation.createBackupPolicy": 50,
     "Mutation.runBackup": 20,
     "Mutation.startRestore": 50,
-    "Subscription.restoreProgress": 10,
 }
 # Strawberry's own limiters, whose errors are complexity errors too.
 _LIMITER_MESSAGES = ("exceeds maximum operation depth", "aliases found. Allowed", "tokens")
@@ -123,7 +122,7 @@ class CostWalk:
 
     def first(self, node: FieldNode, definition: Any) -> int:
         value: Any = definition.args["first"].default_value
-        for argument in node.arguments:
+        for argument in node.arguments or ():
             if argument.name.value != "first":
                 continue
             if isinstance(argument.value, IntValueNode):
@@ -150,8 +149,8 @@ def _static_cost(schema: GraphQLSchema, parent: Any, name: str, definition: Any)
     key = f"{getattr(parent, 'name', '')}.{name}"
     if key in FIELD_COSTS:
         return FIELD_COSTS[key]
-    if parent is schema.mutation_type:
-        return ROOT_MUTATION_COST
+    if parent is schema.mutation_type or parent is schema.subscription_type:
+        return ROOT_OPERATION_COST
     return CONNECTION_COST if "first" in definition.args else 1
 
 
