@@ -231,7 +231,12 @@ class RunningServer:
 
     def __init__(self, app: Any) -> None:
         config = uvicorn.Config(
-            app, host="127.0.0.1", port=0, log_level="warning", ws="websockets-sansio"
+            app,
+            host="127.0.0.1",
+            port=0,
+            log_level="warning",
+            ws="websockets-sansio",
+            timeout_graceful_shutdown=10,  # a connection left open never blocks the teardown
         )
         self.server = uvicorn.Server(config)
         self.task: asyncio.Task[None] | None = None
