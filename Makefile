@@ -23,7 +23,8 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check .
 
 schema: $(STAMP)
-	$(BIN)/python -c "from recoverly.schema.schema import build_schema; from recoverly.settings import Settings; print(build_schema(Settings()).as_str())" > schema.graphql
+	$(BIN)/python -c "from recoverly.schema.schema import build_schema; from recoverly.settings import Settings; print(build_schema(Settings()).as_str())" > schema.graphql.tmp
+	mv schema.graphql.tmp schema.graphql
 
 bench: $(STAMP)
 	$(BIN)/python bench/backup_throughput.py

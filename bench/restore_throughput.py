@@ -136,7 +136,7 @@ async def make_target(db: Database) -> Target:
         return Target(organization_id, destination, backup.id, restore.id)
 
 
-async def _progress(phase: str, done: int, total: int) -> None:
+async def _progress(phase: str, done: int) -> None:
     return None
 
 

@@ -8,12 +8,16 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+from cross_web import HTTPException
 from starlette.applications import Starlette
+from starlette.datastructures import Headers
+from starlette.middleware import Middleware
+from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
-from starlette.types import Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 from strawberry.asgi import ASGIWebSocketAdapter, GraphQL
 from strawberry.exceptions import ConnectionRejectionError
@@ -23,6 +27,7 @@ from strawberry.types.unset import UNSET
 from recoverly import request_limits
 from recoverly.request_limits import RequestRejected
 from recoverly.resolvers.context import Context
+from recoverly.schema.broadcast import BroadcastData
 from recoverly.schema.schema import build_schema
 from recoverly.services.runtime import Runtime
 from recoverly.services.system import build_runtime, start_runtime, stop_runtime
@@ -32,6 +37,7 @@ GRAPHIQL_DIR = Path(__file__).parent / "static" / "graphiql"
 UNAUTHORIZED = 4401
 INVALID_MESSAGE = 4400
 MESSAGE_TOO_BIG = 1009
+CONTEXT_KEY = "recoverly.context"
 
 
 class _WebSocketAdapter(ASGIWebSocketAdapter):
@@ -73,26 +79,61 @@ class _WebSocketAdapter(ASGIWebSocketAdapter):
         await super().close(code, reason)
 
 
+def error_response(message: str, code: str, status_code: int, **headers: str) -> JSONResponse:
+    """A GraphQL-shaped error body for failures before execution (auth, bad requests)."""
+    body = {"errors": [{"message": message, "extensions": {"code": code}}]}
+    return JSONResponse(body, status_code=status_code, headers=headers)
+
+
 class GraphQLView(GraphQL[Context, None]):
     websocket_adapter_class = _WebSocketAdapter  # type: ignore[assignment]
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            return await super().__call__(scope, receive, send)
+        try:
+            response = await self.run(Request(scope=scope, receive=receive))
+        except HTTPException as error:
+            message = error.reason
+            if message.startswith("subscriptions are not allowed"):
+                message = (
+                    "subscriptions run over a websocket: connect to /graphql with the "
+                    "graphql-transport-ws protocol"
+                )
+            response = error_response(message, "BAD_REQUEST", error.status_code)
+        await response(scope, receive, send)
 
     def __init__(self, runtime: Runtime) -> None:
         super().__init__(
             build_schema(runtime.settings),
             graphql_ide=None,
             subscription_protocols=(GRAPHQL_TRANSPORT_WS_PROTOCOL,),
+            # Websocket handshakes from other origins (a browser page elsewhere) are refused
+            # with 403 unless listed: the same list as CORS.
+            allowed_origins=runtime.settings.cors_origin_list(),
         )
         self.runtime = runtime
 
     def decode_json(self, data: str | bytes) -> object:
         return request_limits.decode_json(data, max_depth=self.runtime.settings.max_json_depth)
 
+    def encode_json(self, data: object) -> str | bytes:
+        # A broadcast event's frame is encoded once for all its subscribers.
+        if isinstance(data, dict) and data.get("type") == "next":
+            payload = data["payload"]
+            shared = payload.get("data")
+            if isinstance(shared, BroadcastData) and len(payload) == 1:
+                return shared.frame(data["id"])
+        return super().encode_json(data)
+
     async def get_context(self, request: Any, response: Any) -> Context:
-        context = Context(runtime=self.runtime, request=request, response=response)
-        auth = request.scope.get("recoverly.auth")
-        if auth is not None:
-            context.admin, context.scope = auth
-        return context
+        # HTTP: the context AuthenticatedGraphQL made (it holds the request's session).
+        context = request.scope.get(CONTEXT_KEY)
+        if context is None:  # a websocket connection: each read ends its transaction
+            context = Context(runtime=self.runtime)
+            context.db.per_use = True
+        context.request, context.response = request, response
+        return context  # type: ignore[no-any-return]
 
     async def on_ws_connect(self, context: Context) -> Any:
         params = context.connection_params or {}
@@ -123,19 +164,23 @@ class AuthenticatedGraphQL:
         except RequestRejected as rejected:
             return await rejected.response()(scope, receive, send)
         context = Context(runtime=self.view.runtime)
-        if not await context.authenticate(request.headers.get("authorization")):
-            denied = JSONResponse(
-                {"errors": [{"message": "Unauthorized: send Authorization: Bearer <token>"}]},
-                status_code=401,
-                headers={"WWW-Authenticate": 'Bearer realm="recoverly"'},
-            )
-            return await denied(scope, receive, send)
-        scope["recoverly.auth"] = (context.admin, context.scope)
         try:
-            receive = await _checked_body(request, scope, receive, settings)
-        except RequestRejected as rejected:
-            return await rejected.response()(scope, receive, send)
-        await self.view(scope, receive, send)
+            if not await context.authenticate(request.headers.get("authorization")):
+                denied = error_response(
+                    "Unauthorized: send Authorization: Bearer <token>",
+                    "UNAUTHENTICATED",
+                    401,
+                    **{"WWW-Authenticate": 'Bearer realm="recoverly"'},
+                )
+                return await denied(scope, receive, send)
+            try:
+                receive = await _checked_body(request, scope, receive, settings)
+            except RequestRejected as rejected:
+                return await rejected.response()(scope, receive, send)
+            scope[CONTEXT_KEY] = context
+            await self.view(scope, receive, send)
+        finally:
+            await context.db.close()
 
 
 async def _checked_body(
@@ -158,6 +203,7 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
     """The ASGI app; pass a ``runtime`` to share one with tests or the CLI."""
     runtime = runtime or build_runtime(settings or get_settings())
     view = GraphQLView(runtime)
+    origins = runtime.settings.cors_origin_list()
 
     async def graphql_ws(websocket: WebSocket) -> None:
         await view(websocket.scope, websocket.receive, websocket.send)
@@ -181,9 +227,31 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
             Mount("/graphiql-assets", StaticFiles(directory=GRAPHIQL_DIR), name="graphiql"),
         ],
         lifespan=lifespan,
+        middleware=[Middleware(_CORS, origins=origins)] if origins else [],
     )
     app.state.runtime = runtime
     return app
+
+
+class _CORS:
+    """CORS for the configured origins; requests from any other origin pass through
+    untouched, so they get no CORS headers at all (not even on a refused preflight)."""
+
+    def __init__(self, app: ASGIApp, origins: list[str]) -> None:
+        self.app = app
+        self.origins = set(origins)
+        self.cors: ASGIApp = CORSMiddleware(
+            app,
+            allow_origins=origins,
+            allow_methods=["GET", "POST", "OPTIONS"],
+            allow_headers=["Authorization", "Content-Type", "Accept"],
+            max_age=600,
+        )
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        origin = Headers(scope=scope).get("origin") if scope["type"] == "http" else None
+        target = self.cors if origin in self.origins else self.app
+        await target(scope, receive, send)
 
 
 def _wants_graphiql(request: Request) -> bool:

@@ -8,12 +8,19 @@ import asyncio
 import json
 import logging
 import signal
+import socket
 import sys
 import time
 import urllib.request
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+from pydantic import ValidationError
 
 from recoverly.settings import Settings, get_settings
+
+if TYPE_CHECKING:
+    from recoverly.services.runtime import Runtime
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -56,7 +63,12 @@ def main(argv: list[str] | None = None) -> int:
     )
 
     args = parser.parse_args(argv)
-    settings = get_settings()
+    try:
+        settings = get_settings()
+    except ValidationError as error:
+        first = error.errors()[0]
+        name = "RECOVERLY_" + "_".join(str(part) for part in first["loc"]).upper()
+        return _fail(f"invalid setting {name}: {first['msg']}")
     if args.command == "serve":
         return _serve(settings, args)
     if args.command == "worker":
@@ -69,6 +81,9 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _serve(settings: Settings, args: argparse.Namespace) -> int:
+    """Bind the port, check the database (migrating it) and seed the demo, then serve.
+
+    Each step fails with one line and exit status 2, before any later step starts."""
     import uvicorn
 
     from recoverly.app import create_app
@@ -76,21 +91,81 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
 
     host = args.host or settings.host
     port = args.port or settings.port
-    if args.demo:
-        if args.demo_scale < 1:
-            print("--demo-scale must be at least 1", file=sys.stderr)
-            return 2
-        asyncio.run(_seed(settings, args.demo_scale, f"http://{host}:{port}/graphql"))
-    app = create_app(runtime=build_runtime(settings))
-    uvicorn.run(
-        app,
-        host=host,
-        port=port,
+    if args.demo and args.demo_scale < 1:
+        return _fail("--demo-scale must be at least 1")
+    try:
+        listener = _bind(host, port)
+    except OSError as error:
+        return _fail(f"cannot listen on {host}:{port}: {error.strerror or error}")
+    try:
+        demo = args.demo_scale if args.demo else None
+        asyncio.run(
+            _prepare(settings, demo_scale=demo, graphql_url=f"http://{host}:{port}/graphql")
+        )
+        runtime = build_runtime(settings)
+    except StartupError as error:
+        listener.close()
+        return _fail(str(error))
+    # No permessage-deflate: progress frames are small, and compressing each one for each
+    # subscriber cost more than sending it.
+    config = uvicorn.Config(
+        create_app(runtime=runtime),
         log_level="info",
         ws="websockets-sansio",
+        ws_per_message_deflate=False,
         ws_max_size=settings.max_websocket_message_bytes,
     )
+    uvicorn.Server(config).run(sockets=[listener])
     return 0
+
+
+class StartupError(Exception):
+    """A setting or the database keeps the server from starting: said in one line."""
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    listener = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind((host, port))
+    except OSError:
+        listener.close()
+        raise
+    return listener
+
+
+async def _prepare(
+    settings: Settings,
+    *,
+    worker: bool = False,
+    demo_scale: int | None = None,
+    graphql_url: str = "",
+) -> None:
+    """Migrate the database (proving it is reachable) and, given a ``demo_scale``, seed the
+    demo; a bad setting or an unusable database is a StartupError."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from recoverly.services.system import build_runtime, migrate_database
+
+    try:
+        runtime = build_runtime(settings, worker=worker)
+    except (ValueError, SQLAlchemyError) as error:
+        raise StartupError(f"invalid configuration: {error}") from None
+    try:
+        await migrate_database(runtime.db)
+    except (OSError, SQLAlchemyError) as error:
+        given = settings.database_url or settings.resolved_database_url()
+        url = make_url(given).render_as_string(hide_password=True)
+        reason = str(getattr(error, "orig", None) or error).splitlines()[0]
+        await runtime.db.dispose()
+        raise StartupError(f"cannot use the database {url}: {reason}") from None
+    try:
+        if demo_scale is not None:
+            await _seed(runtime, settings, demo_scale, graphql_url)
+    finally:
+        await runtime.db.dispose()
 
 
 def _secrets(settings: Settings, args: argparse.Namespace) -> int:
@@ -121,10 +196,13 @@ async def _reencrypt(settings: Settings) -> int:
 
 def _worker(settings: Settings, args: argparse.Namespace) -> int:
     if settings.job_runner != "queue":
-        print("recoverly worker needs RECOVERLY_JOB_RUNNER=queue (and PostgreSQL)", file=sys.stderr)
-        return 2
+        return _fail("recoverly worker needs RECOVERLY_JOB_RUNNER=queue (and PostgreSQL)")
     if args.concurrency is not None:
         settings = settings.model_copy(update={"job_concurrency": args.concurrency})
+    try:
+        asyncio.run(_prepare(settings, worker=True))
+    except StartupError as error:
+        return _fail(str(error))
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     logging.getLogger("procrastinate").setLevel(logging.WARNING)
     return asyncio.run(_run_worker(settings))
@@ -158,29 +236,37 @@ def _health(settings: Settings, args: argparse.Namespace) -> int:
         return 1
 
 
-async def _seed(settings: Settings, scale: int, graphql_url: str) -> None:
+async def _seed(runtime: Runtime, settings: Settings, scale: int, graphql_url: str) -> None:
     from recoverly.demo import seed_demo, seed_demo_backups
-    from recoverly.services.system import build_runtime, migrate_database
 
-    runtime = build_runtime(settings)
-    await migrate_database(runtime.db)
-    try:
-        info = await seed_demo(
-            runtime.db,
-            scale=scale,
-            demo_token=settings.demo_token,
-            other_token=settings.demo_other_token,
-        )
-        backups = await seed_demo_backups(runtime, info)
-    finally:
-        await runtime.db.dispose()
+    info = await seed_demo(
+        runtime.db,
+        scale=scale,
+        demo_token=settings.demo_token,
+        other_token=settings.demo_other_token,
+    )
+    backups = await seed_demo_backups(runtime, info)
     if backups:
-        print(f"Recoverly demo: {backups} backups made", flush=True)
-    print("Recoverly demo " + ("seeded" if info.created else "already seeded"), flush=True)
-    print(f"  GraphiQL:            {graphql_url}")
+        print(f"Recoverly demo: {backups} backup{'s' * (backups != 1)} made", flush=True)
+    if info.created:
+        print("Recoverly demo seeded", flush=True)
+    elif backups:
+        print("Recoverly demo completed: an earlier seed had been interrupted", flush=True)
+    else:
+        print("Recoverly demo already seeded", flush=True)
+    print(f"  GraphiQL:            {graphql_url}#token={info.admin_token}")
     print(f"  Acme admin token:    {info.admin_token}   (admin@acme.example)")
     print(f"  Globex admin token:  {info.other_token}   (admin@globex.example)")
-    print('  In GraphiQL, set the header {"Authorization": "Bearer <token>"}', flush=True)
+    print(
+        "  The GraphiQL link signs in as the Acme admin (the token stays in the browser);",
+        flush=True,
+    )
+    print("  or paste a token into GraphiQL's token field.", flush=True)
+
+
+def _fail(message: str) -> int:
+    print(f"recoverly: {message}", file=sys.stderr, flush=True)
+    return 2
 
 
 def _inspect(settings: Settings, args: argparse.Namespace) -> int:

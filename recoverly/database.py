@@ -14,11 +14,20 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from recoverly.sqlite_driver import OneTripDBAPI
+
 MIGRATIONS_DIR = Path(__file__).parent / "models" / "migrations"
+READ_ONLY = "recoverly_read_only"  # execution option of read sessions' connections
 
 
 class Database:
-    """One engine and its session factory; sessions never expire objects on commit."""
+    """One engine and its session factories; sessions never expire objects on commit.
+
+    ``session()`` is for reading: on SQLite it begins no transaction, so each statement
+    reads a WAL snapshot of its own and never waits for the write lock (nor makes writers
+    wait).
+    ``transaction()`` is for writing: it begins IMMEDIATE, taking the write lock up front.
+    """
 
     def __init__(self, url: str, *, echo: bool = False) -> None:
         self.url = url
@@ -27,16 +36,26 @@ class Database:
         if self.is_sqlite:
             _ensure_sqlite_dir(url)
             kwargs["connect_args"] = {"timeout": 30}
+            # Sessions end their transactions themselves; a second rollback when a
+            # connection goes back to the pool would only cost a round trip to its thread.
+            kwargs["pool_reset_on_return"] = None
+            kwargs["module"] = OneTripDBAPI()
         else:
             kwargs.update(pool_size=10, max_overflow=20, pool_pre_ping=True)
         self.engine: AsyncEngine = create_async_engine(url, **kwargs)
         if self.is_sqlite:
             _configure_sqlite(self.engine)
         self.sessions = async_sessionmaker(self.engine, class_=AsyncSession, expire_on_commit=False)
+        self.read_sessions = async_sessionmaker(
+            self.engine.execution_options(**{READ_ONLY: True}),
+            class_=AsyncSession,
+            expire_on_commit=False,
+        )
 
     @asynccontextmanager
     async def session(self) -> AsyncIterator[AsyncSession]:
-        async with self.sessions() as session:
+        """A session for reads only (it never commits)."""
+        async with self.read_sessions() as session:
             yield session
 
     @asynccontextmanager
@@ -80,10 +99,11 @@ def _ensure_sqlite_dir(url: str) -> None:
 
 
 def _configure_sqlite(engine: AsyncEngine) -> None:
-    """WAL, a busy timeout, foreign keys, and BEGIN IMMEDIATE.
+    """WAL, a busy timeout, foreign keys; BEGIN IMMEDIATE for writes, none for reads.
 
     Immediate transactions take the write lock up front, so two writers wait for each
-    other (busy timeout) instead of failing when a read lock cannot be upgraded.
+    other (busy timeout) instead of failing when a read lock cannot be upgraded. Read
+    sessions run in autocommit: each statement reads a WAL snapshot while a writer works.
     """
 
     @event.listens_for(engine.sync_engine, "connect")
@@ -99,5 +119,6 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
 
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(connection: Connection) -> None:
-        if connection.get_execution_options().get("isolation_level") != "AUTOCOMMIT":
+        options = connection.get_execution_options()
+        if not options.get(READ_ONLY, False) and options.get("isolation_level") != "AUTOCOMMIT":
             connection.exec_driver_sql("BEGIN IMMEDIATE")

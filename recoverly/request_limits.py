@@ -12,13 +12,14 @@ from typing import Any
 from starlette.responses import JSONResponse
 from starlette.types import Message, Receive, Scope
 
-BAD_USER_INPUT = "BAD_USER_INPUT"
+BAD_REQUEST = "BAD_REQUEST"  # the request itself: size, JSON, shape
+BAD_USER_INPUT = "BAD_USER_INPUT"  # what it asks for: its variables
 
 
 class RequestRejected(Exception):
     """A request refused before execution: ``status`` for HTTP, ``code`` for the client."""
 
-    def __init__(self, status: int, message: str, *, code: str = BAD_USER_INPUT) -> None:
+    def __init__(self, status: int, message: str, *, code: str = BAD_REQUEST) -> None:
         super().__init__(message)
         self.status = status
         self.message = message
@@ -115,7 +116,7 @@ def json_depth(value: Any) -> int:
 
 def check_graphql_body(body: bytes, *, max_depth: int, max_variables_bytes: int) -> None:
     """Refuse a JSON GraphQL request whose JSON is malformed, too deep, or whose
-    variables are too large (all 400 with BAD_USER_INPUT)."""
+    variables are too large (all 400: BAD_REQUEST, BAD_USER_INPUT for the variables)."""
     try:
         parsed = decode_json(body, max_depth=max_depth)
     except JSONTooDeep as error:
@@ -128,7 +129,9 @@ def check_graphql_body(body: bytes, *, max_depth: int, max_variables_bytes: int)
     if len(body) > max_variables_bytes and variables is not None:
         size = len(json.dumps(variables, separators=(",", ":")).encode())
         if size > max_variables_bytes:
-            raise RequestRejected(400, f"variables larger than {max_variables_bytes} bytes")
+            raise RequestRejected(
+                400, f"variables larger than {max_variables_bytes} bytes", code=BAD_USER_INPUT
+            )
 
 
 _OPTIONAL_OBJECT = (dict, type(None))

@@ -19,6 +19,7 @@ class Settings(BaseSettings):
     port: int = 8000
     production: bool = False
     introspection: bool = False  # in production; always on in development
+    cors_origins: str = ""  # comma-separated origins allowed to call the API from a browser
     demo_token: str | None = None
     demo_other_token: str | None = None
 
@@ -41,6 +42,7 @@ class Settings(BaseSettings):
     archive_max_expansion_bytes: int = Field(default=20 * 1024**3)
     restore_chunk_size: int = 5000
 
+    auth_cache_seconds: float = 5.0
     max_query_depth: int = 12
     max_query_tokens: int = 4000
     allow_private_endpoints: bool = False
@@ -54,6 +56,9 @@ class Settings(BaseSettings):
     max_variables_bytes: int = 256 * 1024
     max_json_depth: int = 32
     max_websocket_message_bytes: int = 1024 * 1024
+    document_cache_size: int = 1000  # parsed and validated documents kept (LRU)
+    persisted_queries_file: Path | None = None  # registered documents (JSON)
+    persisted_queries_only: bool = False  # run registered documents only
 
     def resolved_database_url(self) -> str:
         """The async SQLAlchemy URL: plain ``sqlite://`` and ``postgresql://`` URLs get a driver."""
@@ -62,6 +67,10 @@ class Settings(BaseSettings):
 
     def resolved_storage_dir(self) -> Path:
         return self.storage_dir or self.data_dir / "storage"
+
+    def cors_origin_list(self) -> list[str]:
+        """``cors_origins`` as a list, without trailing slashes (browsers send none)."""
+        return [o.strip().rstrip("/") for o in self.cors_origins.split(",") if o.strip()]
 
 
 def async_database_url(url: str) -> str:

@@ -148,6 +148,16 @@ class Deployment:
         assert data == {"viewer": {"email": "admin@acme.example"}}
         return outcome
 
+    async def errors(
+        self, query: str, variables: dict[str, Any] | None = None, *, token: str = DEMO_TOKEN
+    ) -> list[dict[str, Any]]:
+        """Run an operation over HTTP that must fail; return its top-level errors."""
+        async with self.client(token) as client:
+            response = await client.post("/graphql", json={"query": query, "variables": variables})
+        errors = response.json().get("errors")
+        assert errors, response.text
+        return errors  # type: ignore[no-any-return]
+
     async def wait_until(
         self, global_id: str, fragment: str, done: Any, *, within: float = 120
     ) -> dict[str, Any]:
@@ -229,7 +239,7 @@ async def own_deployment(
 class RunningServer:
     """uvicorn serving ``app`` on a free loopback port within the test's event loop."""
 
-    def __init__(self, app: Any) -> None:
+    def __init__(self, app: Any, *, lifespan: str = "auto") -> None:
         config = uvicorn.Config(
             app,
             host="127.0.0.1",
@@ -237,6 +247,8 @@ class RunningServer:
             log_level="warning",
             ws="websockets-sansio",
             timeout_graceful_shutdown=10,  # a connection left open never blocks the teardown
+            ws_per_message_deflate=False,
+            lifespan=lifespan,
         )
         self.server = uvicorn.Server(config)
         self.task: asyncio.Task[None] | None = None

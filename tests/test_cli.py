@@ -1,21 +1,33 @@
-"""The command line, run as a user runs it: ``recoverly backup inspect``."""
+"""The command line, run as a user runs it: ``recoverly backup inspect`` and how
+``recoverly serve`` starts (configuration errors, a taken port, an interrupted demo seed)."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import os
+import socket
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
 
+import httpx
+import pytest
+
+from tests.conftest import DEMO_TOKEN
+from tests.processes import ServerProcess, free_port
 from tests.products.test_inspect import make_archive
 
 
-def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
+def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "recoverly.cli", *args],
         capture_output=True,
         text=True,
         timeout=120,
         check=False,
+        env={**os.environ, "RECOVERLY_DEMO_TOKEN": DEMO_TOKEN, **(env or {})},
     )
 
 
@@ -42,3 +54,134 @@ def test_backup_inspect_of_a_missing_file_fails_clearly(tmp_path: Path) -> None:
     result = run_cli("backup", "inspect", str(tmp_path / "nope.zip"))
     assert result.returncode != 0
     assert "nope.zip" in result.stdout + result.stderr
+
+
+@pytest.mark.parametrize(
+    ("env", "expected"),
+    [
+        ({"RECOVERLY_DATABASE_URL": "garbage"}, "not a database URL"),
+        ({"RECOVERLY_DATABASE_URL": "mysql://db/recoverly"}, "unsupported database 'mysql'"),
+        (
+            {"RECOVERLY_DATABASE_URL": "postgresql://postgres:secret@127.0.0.1:1/recoverly"},
+            "cannot use the database postgresql://postgres:***@127.0.0.1:1/recoverly",
+        ),
+        ({"RECOVERLY_PORT": "eighty"}, "invalid setting RECOVERLY_PORT"),
+        ({"RECOVERLY_JOB_RUNNER": "cron"}, "RECOVERLY_JOB_RUNNER must be one of"),
+    ],
+)
+def test_configuration_errors_are_one_clear_line(
+    tmp_path: Path, env: dict[str, str], expected: str
+) -> None:
+    result = run_cli(
+        "serve", "--port", str(free_port()), env={"RECOVERLY_DATA_DIR": str(tmp_path), **env}
+    )
+    assert_one_line(result, expected)
+    assert "secret" not in result.stderr
+
+
+def test_a_worker_without_its_database_is_one_clear_line(tmp_path: Path) -> None:
+    url = "postgresql://postgres@127.0.0.1:1/recoverly"
+    env = {"RECOVERLY_JOB_RUNNER": "queue", "RECOVERLY_DATABASE_URL": url}
+    result = run_cli("worker", env={"RECOVERLY_DATA_DIR": str(tmp_path), **env})
+    assert_one_line(result, f"cannot use the database {url}")
+
+
+def assert_one_line(result: subprocess.CompletedProcess[str], expected: str) -> None:
+    assert result.returncode == 2
+    assert result.stdout == ""
+    assert len(result.stderr.splitlines()) == 1, result.stderr
+    assert result.stderr.startswith("recoverly: ") and expected in result.stderr
+
+
+def test_a_taken_port_is_found_before_seeding(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = run_cli(
+            "serve", "--demo", "--port", str(port), env={"RECOVERLY_DATA_DIR": str(tmp_path / "d")}
+        )
+    assert result.returncode == 2
+    assert (
+        result.stderr == f"recoverly: cannot listen on 127.0.0.1:{port}: Address already in use\n"
+    )
+    assert not (tmp_path / "d").exists(), "nothing was seeded"
+
+
+class DemoServer(ServerProcess):
+    def arguments(self) -> list[str]:
+        return ["--demo", "--demo-scale", "3", *super().arguments()]
+
+    async def start_seeding(self) -> None:
+        """Start without waiting for the server: the seed runs first."""
+        env = {
+            **os.environ,
+            "RECOVERLY_DATA_DIR": str(self.data_dir),
+            "RECOVERLY_DATABASE_URL": self.database_url,
+            **self.env,
+        }
+        with self.log_path.open("ab") as log:
+            self.process = await asyncio.create_subprocess_exec(
+                sys.executable,
+                "-m",
+                "recoverly.cli",
+                self.command,
+                *self.arguments(),
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+
+
+def backups(database: Path) -> list[tuple[str, str]]:
+    """(status, site name) of every backup, straight from the file."""
+    if not database.exists():
+        return []
+    with contextlib.closing(sqlite3.connect(database, timeout=30)) as conn:
+        try:
+            return conn.execute(
+                "SELECT backup.status, productinstance.name FROM backup "
+                "JOIN productinstance ON productinstance.id = backup.instance_id ORDER BY backup.id"
+            ).fetchall()
+        except sqlite3.OperationalError:  # not migrated yet
+            return []
+
+
+@pytest.mark.slow
+async def test_an_interrupted_demo_seed_is_completed_by_the_next_start(tmp_path: Path) -> None:
+    database = tmp_path / "recoverly.db"
+    url, env = f"sqlite:///{database}", {"RECOVERLY_DEMO_TOKEN": DEMO_TOKEN}
+    first = DemoServer(data_dir=tmp_path, database_url=url, env=env)
+    await first.start_seeding()
+    async with asyncio.timeout(120):
+        while not any(
+            status == "IN_PROGRESS" for status, _ in await asyncio.to_thread(backups, database)
+        ):
+            first._check_alive()
+            await asyncio.sleep(0.02)
+    await first.kill()
+    interrupted = await asyncio.to_thread(backups, database)
+    assert "IN_PROGRESS" in {status for status, _ in interrupted}
+    assert len(interrupted) < 4
+
+    second = DemoServer(data_dir=tmp_path, database_url=url, env=env)
+    await second.start()
+    try:
+        final = await asyncio.to_thread(backups, database)
+        assert [status for status, _ in final] == ["EXPIRED", "COMPLETED", "COMPLETED", "COMPLETED"]
+        assert [site for _, site in final] == [
+            "Acme Jira",
+            "Acme Jira",
+            "Acme Confluence",
+            "Acme Jira",
+        ]
+        assert not list((tmp_path / "work").glob("*.zip")), "no half-written archive left"
+        headers = {"Authorization": f"Bearer {DEMO_TOKEN}"}
+        async with httpx.AsyncClient(base_url=second.url, headers=headers) as client:
+            body = (await client.post("/graphql", json={"query": "{ viewer { email } }"})).json()
+        assert body["data"] == {"viewer": {"email": "admin@acme.example"}}
+    finally:
+        await second.stop()
+    log = second.log_path.read_text()
+    assert "Recoverly demo completed: an earlier seed had been interrupted" in log
+    assert f"{4 - len(interrupted) + 1} backup" in log, "the interrupted one and the rest"

@@ -128,11 +128,11 @@ async def test_acme_jira(seeded: tuple[Database, DemoInfo]) -> None:
     assert await count(db, JiraComment, jira) >= 3000
     assert await count(db, JiraAttachment, jira) >= 100
     assert await count(db, SiteUser, jira) >= 40
-    assert await count(db, SiteGroup, jira) == 6
+    assert await count(db, SiteGroup, jira) == 7
     access = await rows(
         db, select(GroupProductAccess.product).where(GroupProductAccess.instance_id == jira)
     )
-    assert [product for (product,) in access] == ["JIRA"] * 4
+    assert [product for (product,) in access] == ["JIRA"] * 5  # contractors until offboarded
 
     issues = await rows(
         db,
@@ -169,7 +169,7 @@ async def test_acme_jira(seeded: tuple[Database, DemoInfo]) -> None:
     for user_id, _ in members:
         per_user[user_id] = per_user.get(user_id, 0) + 1
     assert max(per_user.values()) >= 3
-    assert len({group_id for _, group_id in members}) == 6
+    assert len({group_id for _, group_id in members}) == 7
 
 
 async def test_acme_confluence(seeded: tuple[Database, DemoInfo]) -> None:

@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
+import json
 import re
+import shutil
+import subprocess
 import sys
 from html.parser import HTMLParser
 from importlib.resources import files
@@ -143,3 +146,60 @@ def test_versions_txt_matches_refresh_script_pins() -> None:
     expected = {(pkg.spec, out) for pkg in module.PACKAGES for out in pkg.files.values()}
     expected |= {(pkg.spec, f"LICENSE.{pkg.name}") for pkg in module.PACKAGES}
     assert {(spec_, name) for spec_, name, _ in _versions()} == expected
+
+
+def _token_logic() -> str:
+    match = re.search(
+        r'<script id="token-logic">(.*?)</script>', INDEX_HTML.read_text(encoding="utf-8"), re.S
+    )
+    assert match, "index.html has no token-logic script"
+    return match.group(1)
+
+
+@pytest.mark.skipif(shutil.which("node") is None, reason="needs node to run the page's script")
+def test_graphiql_sends_the_saved_or_fragment_token_with_every_request() -> None:
+    """The page's own token logic, run by a JavaScript engine: a ``#token=`` fragment is
+    read (and removed from the URL), and every request (the schema fetch first) carries
+    ``Authorization: Bearer <token>`` unless the Headers pane sets one."""
+    checks = """
+    const T = RecoverlyToken;
+    console.log(JSON.stringify([
+      T.fromFragment("#token=abc123"),
+      T.fromFragment("#foo=1&token=%20xyz%20"),
+      T.fromFragment(""),
+      T.withoutToken("#token=abc123"),
+      T.withoutToken("#foo=1&token=abc"),
+      T.authorization({}, "abc123"),
+      T.authorization({"Authorization": "Bearer <token>"}, "abc123"),
+      T.authorization({"authorization": "Bearer other"}, "abc123"),
+      T.authorization({}, "Bearer abc123"),
+      T.authorization({}, ""),
+    ]));
+    """
+    result = subprocess.run(
+        ["node", "-e", _token_logic() + checks], capture_output=True, text=True, check=True
+    )
+    assert json.loads(result.stdout) == [
+        "abc123",
+        "xyz",
+        None,
+        "",
+        "#foo=1",
+        "Bearer abc123",
+        "Bearer abc123",
+        "Bearer other",
+        "Bearer abc123",
+        None,
+    ]
+
+
+@pytest.mark.skipif(shutil.which("node") is None, reason="needs node to parse the page's script")
+def test_graphiql_page_scripts_parse(tmp_path: Path) -> None:
+    page = INDEX_HTML.read_text(encoding="utf-8")
+    inline = re.findall(r"<script(?: id=\"[a-z-]+\")?>(.*?)</script>", page, re.S)
+    assert len(inline) == 2
+    for number, script in enumerate(inline):
+        path = tmp_path / f"inline-{number}.js"
+        path.write_text(script, encoding="utf-8")
+        subprocess.run(["node", "--check", str(path)], check=True, capture_output=True)
+    assert "RecoverlyToken.authorization(headers, savedToken)" in inline[1]

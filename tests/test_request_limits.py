@@ -22,7 +22,7 @@ async def answered_meanwhile(deployment: Deployment, attack: Awaitable[Any]) -> 
     return await deployment.answered_meanwhile(attack)
 
 
-def assert_typed(response: httpx.Response, status: int, code: str = "BAD_USER_INPUT") -> None:
+def assert_typed(response: httpx.Response, status: int, code: str = "BAD_REQUEST") -> None:
     assert response.status_code == status, response.text
     errors = response.json()["errors"]
     assert errors[0]["extensions"]["code"] == code
@@ -65,7 +65,7 @@ async def test_large_variables_are_refused(deployment: Deployment) -> None:
     response = await answered_meanwhile(
         deployment, post(deployment, json={"query": VIEWER, "variables": {"pad": "x" * size}})
     )
-    assert_typed(response, 400)
+    assert_typed(response, 400, "BAD_USER_INPUT")
     assert "variables" in response.json()["errors"][0]["message"]
 
 

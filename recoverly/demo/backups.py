@@ -1,5 +1,6 @@
 """Demo backups, made by the real backup code at back-dated times (the clock is moved):
 recent ones in internal storage, an older one left only in customer storage, an expired one.
+Each is found again by its back-dated moment, so a seed killed half-way is completed.
 
 The demo's customer storage is a local directory standing in for the customer's bucket.
 """
@@ -8,10 +9,23 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
+from sqlalchemy import delete
 from sqlmodel import col, select
 
 from recoverly.demo.seed import DemoInfo
-from recoverly.models import Backup, BackupPolicy, ProductInstance, Schedule, StorageMode, utcnow
+from recoverly.demo.sites import CONTRACTORS
+from recoverly.models import (
+    FINAL_BACKUP_STATUSES,
+    Backup,
+    BackupPolicy,
+    GroupProductAccess,
+    Organization,
+    ProductInstance,
+    Schedule,
+    SiteGroup,
+    StorageMode,
+    utcnow,
+)
 from recoverly.services.backups import new_backup, perform_backup
 from recoverly.services.retention import sweep_expired_copies
 from recoverly.services.runtime import Runtime
@@ -26,25 +40,55 @@ DEMO_BACKUPS = (
 
 
 async def seed_demo_backups(runtime: Runtime, info: DemoInfo) -> int:
-    """Create the demo backups once; returns how many were created."""
+    """Make the demo backups that are missing and finish one a crash interrupted, so an
+    interrupted seed is completed by the next start; returns how many were made."""
     async with runtime.db.session() as session:
-        existing = (
-            await session.exec(
-                select(Backup.id).where(col(Backup.organization_id) == info.organizations["acme"])
-            )
-        ).first()
-    if existing is not None:
-        return 0
-    now = utcnow()
+        org = await session.get(Organization, info.organizations["acme"])
+    assert org is not None
+    made = 0
     try:
         for site, days_ago, customer in DEMO_BACKUPS:
-            moment = now - timedelta(days=days_ago)
+            # Back-dated from when the demo data was seeded: the same moments on every start.
+            moment = org.created_at - timedelta(days=days_ago)
             runtime.clock = lambda moment=moment: moment  # type: ignore[misc]
-            await _backup(runtime, info, site=site, customer=customer)
+            found = await _demo_backup(runtime, info.instances[site], moment)
+            if found is None:
+                await _backup(runtime, info, site=site, customer=customer)
+            elif found.status in FINAL_BACKUP_STATUSES:
+                continue
+            else:
+                assert found.id is not None
+                await perform_backup(runtime, backup_id=found.id)
+            made += 1
     finally:
         runtime.clock = utcnow
     await sweep_expired_copies(runtime)
-    return len(DEMO_BACKUPS)
+    await _offboard_contractors(runtime, info)
+    return made
+
+
+async def _demo_backup(runtime: Runtime, instance_id: int, moment: datetime) -> Backup | None:
+    window = timedelta(seconds=1)
+    async with runtime.db.session() as session:
+        statement = select(Backup).where(
+            col(Backup.instance_id) == instance_id,
+            col(Backup.created_at) >= moment - window,
+            col(Backup.created_at) <= moment + window,
+        )
+        return (await session.exec(statement)).first()
+
+
+async def _offboard_contractors(runtime: Runtime, info: DemoInfo) -> None:
+    """The contractors left after the backups were made: their Jira access is revoked, so
+    restoring a backup brings back access that would add billable users."""
+    groups = select(SiteGroup.id).where(
+        col(SiteGroup.instance_id) == info.instances["acme_jira"],
+        col(SiteGroup.name) == CONTRACTORS,
+    )
+    async with runtime.db.transaction() as session:
+        await session.exec(  # type: ignore[call-overload]
+            delete(GroupProductAccess).where(col(GroupProductAccess.group_id).in_(groups))
+        )
 
 
 async def _backup(runtime: Runtime, info: DemoInfo, *, site: str, customer: bool) -> None:

@@ -40,6 +40,9 @@ class GroupSpec:
     share: float
     product: ProductKey | None = None
     admins: bool = False
+    # Members are the users no other group gives product access: they are billable only
+    # through this group (chosen after the others, so their draws are unchanged).
+    outsiders: bool = False
 
 
 @dataclass
@@ -89,13 +92,19 @@ class SitePlan:
         group_ids = await insert_rows(conn, SiteGroup, group_rows, returning=True)
         admin_accounts = {p.account_id for p in self.admins}
         members: list[dict[str, Any]] = []
+        with_access: set[int] = set()
         for spec, group_id in zip(self.groups, group_ids, strict=True):
-            chosen = [
-                user_id
-                for person, user_id in zip(self.people, user_ids, strict=True)
-                if (spec.admins and person.account_id in admin_accounts)
-                or self.rng.random() < spec.share
-            ] or [self.rng.choice(user_ids)]
+            if spec.outsiders:
+                chosen = [u for u in user_ids if u not in with_access]
+            else:
+                chosen = [
+                    user_id
+                    for person, user_id in zip(self.people, user_ids, strict=True)
+                    if (spec.admins and person.account_id in admin_accounts)
+                    or self.rng.random() < spec.share
+                ] or [self.rng.choice(user_ids)]
+            if spec.product is not None:
+                with_access.update(chosen)
             members.extend(
                 {"instance_id": self.instance_id, "group_id": group_id, "user_id": u}
                 for u in chosen
@@ -247,6 +256,7 @@ class SitePlan:
 
 ADA = content.fixed_person("Ada Admin", "ada@acme.example", "recoverly-demo:ada")
 
+CONTRACTORS = "contractors"
 JIRA_GROUPS = (
     GroupSpec("jira-software-users", 0.85, JIRA),
     GroupSpec("jira-admins", 0.08, JIRA, admins=True),
@@ -254,6 +264,9 @@ JIRA_GROUPS = (
     GroupSpec("qa", 0.15, JIRA),
     GroupSpec("support", 0.2),
     GroupSpec("site-admins", 0.03, admins=True),
+    # Offboarded after the demo backups (their Jira access revoked): a restore brings the
+    # group back, and approving its review adds billable users.
+    GroupSpec(CONTRACTORS, 0.0, JIRA, outsiders=True),
 )
 CONFLUENCE_GROUPS = (
     GroupSpec("confluence-users", 0.9, CONFLUENCE),

@@ -4,6 +4,7 @@ from recoverly.models.access import AccessReview
 from recoverly.models.audit import AuditEvent
 from recoverly.models.backups import Backup, BackupCopy, BackupPolicy
 from recoverly.models.base import (
+    FINAL_BACKUP_STATUSES,
     FINAL_RESTORE_STATUSES,
     AccessReviewStatus,
     BackupLocation,
@@ -31,6 +32,7 @@ from recoverly.models.organizations import Admin, ApiToken, Membership, Organiza
 from recoverly.models.restores import Restore
 
 __all__ = [
+    "FINAL_BACKUP_STATUSES",
     "FINAL_RESTORE_STATUSES",
     "AccessReview",
     "AccessReviewStatus",

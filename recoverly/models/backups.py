@@ -56,6 +56,9 @@ class Backup(SQLModel, table=True):
     entity_counts: dict[str, Any] | None = json_field(lambda: None)
     failure_reason: str | None = None
     attempts: int = 0
+    items_done: int = 0  # rows read from the site so far
+    items_total: int = 0  # rows the site held when the backup was queued
+    message: str | None = None
     created_by_id: int | None = Field(default=None, foreign_key="admin.id")
     created_at: datetime = created_at_field()
     started_at: datetime | None = time_field()

@@ -63,6 +63,19 @@ class BackupStatus(StrEnum):
     INCOMPLETE = "INCOMPLETE"
     FAILED = "FAILED"
     EXPIRED = "EXPIRED"
+    CANCELING = "CANCELING"
+    CANCELED = "CANCELED"
+
+
+FINAL_BACKUP_STATUSES = frozenset(
+    {
+        BackupStatus.COMPLETED,
+        BackupStatus.INCOMPLETE,
+        BackupStatus.FAILED,
+        BackupStatus.EXPIRED,
+        BackupStatus.CANCELED,
+    }
+)
 
 
 class Schedule(StrEnum):

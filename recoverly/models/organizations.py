@@ -42,3 +42,4 @@ class ApiToken(SQLModel, table=True):
     name: str = Field(default="default", max_length=100)
     created_at: datetime = created_at_field()
     last_used_at: datetime | None = time_field()
+    expires_at: datetime | None = time_field()  # none: valid until revoked

@@ -12,11 +12,11 @@ import asyncio
 import contextlib
 import json
 import tempfile
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from pathlib import Path
 from typing import IO, Any
 
-from sqlalchemy import Row, select
+from sqlalchemy import Row, func, select
 
 from recoverly.database import Database
 from recoverly.models import ProductInstance
@@ -25,6 +25,57 @@ from recoverly.products.archive_writer import ArchiveWriter, RecordSink
 from recoverly.products.entities import EntitySpec, entities_for, referenced
 
 BLOB_CHUNK_ROWS = 64  # attachment rows carry their content
+
+ProgressCallback = Callable[[int], Awaitable[None]]  # rows read from the site so far
+StopCheck = Callable[[], Awaitable[bool]]
+
+
+class ExportStopped(Exception):
+    """``should_stop`` asked the export to stop; the partial archive is discarded."""
+
+
+async def _no_progress(done: int) -> None:
+    return None
+
+
+async def _never_stop() -> bool:
+    return False
+
+
+def export_specs(
+    instance: ProductInstance, *, include_attachments: bool, include_users_and_groups: bool
+) -> list[EntitySpec]:
+    """The entities a backup of ``instance`` with these options reads, in export order."""
+    return [
+        spec
+        for spec in entities_for(instance.product)
+        if spec.included(
+            include_attachments=include_attachments,
+            include_users_and_groups=include_users_and_groups,
+        )
+    ]
+
+
+async def count_rows(
+    db: Database,
+    *,
+    instance: ProductInstance,
+    include_attachments: bool,
+    include_users_and_groups: bool,
+) -> int:
+    """Rows an export would read now: a backup's ``items_total`` before it starts."""
+    specs = export_specs(
+        instance,
+        include_attachments=include_attachments,
+        include_users_and_groups=include_users_and_groups,
+    )
+    total = 0
+    async with db.session() as session:
+        conn = await session.connection()
+        for spec in specs:
+            statement = select(func.count()).where(spec.table.c.instance_id == _id(instance))
+            total += int((await conn.execute(statement)).scalar_one())
+    return total
 
 
 async def export_instance(
@@ -36,16 +87,18 @@ async def export_instance(
     include_users_and_groups: bool,
     include_personal_spaces: bool,
     chunk_size: int = 2000,
+    on_progress: ProgressCallback = _no_progress,
+    should_stop: StopCheck = _never_stop,
 ) -> Manifest:
-    """Write the instance's data into an archive at ``path`` and return its manifest."""
-    specs = [
-        spec
-        for spec in entities_for(instance.product)
-        if spec.included(
-            include_attachments=include_attachments,
-            include_users_and_groups=include_users_and_groups,
-        )
-    ]
+    """Write the instance's data into an archive at ``path`` and return its manifest.
+
+    ``on_progress`` hears how many rows were read after each chunk (kept in the archive or
+    not, so the count ends at ``count_rows``); ``should_stop`` is asked before each chunk."""
+    specs = export_specs(
+        instance,
+        include_attachments=include_attachments,
+        include_users_and_groups=include_users_and_groups,
+    )
     options = {
         "include_attachments": include_attachments,
         "include_users_and_groups": include_users_and_groups,
@@ -65,6 +118,8 @@ async def export_instance(
         chunk_size=chunk_size,
         specs=specs,
         include_personal_spaces=include_personal_spaces,
+        on_progress=on_progress,
+        should_stop=should_stop,
     )
     try:
         for spec in specs:
@@ -130,8 +185,12 @@ class _Export:
         chunk_size: int,
         specs: list[EntitySpec],
         include_personal_spaces: bool,
+        on_progress: ProgressCallback,
+        should_stop: StopCheck,
     ) -> None:
         self.db, self.writer = db, writer
+        self.on_progress, self.should_stop = on_progress, should_stop
+        self.rows_read = 0
         self.instance_id, self.chunk_size = instance_id, chunk_size
         self.include_personal_spaces = include_personal_spaces
         self.exported: dict[str, set[int]] = {name: set() for name in referenced(specs)}
@@ -160,7 +219,11 @@ class _Export:
             self.db, spec.table, columns, instance_id=self.instance_id, chunk_size=size
         )
         async for chunk in rows:
+            if await self.should_stop():
+                raise ExportStopped(f"export stopped at {spec.name}")
             yield [row._asdict() for row in chunk if self._keep(spec, row)]
+            self.rows_read += len(chunk)
+            await self.on_progress(self.rows_read)
 
     def _keep(self, spec: EntitySpec, row: Row[Any]) -> bool:
         """Drop personal spaces (unless asked for) and rows whose parent was not exported."""

@@ -51,7 +51,9 @@ BLOB_CHUNK_BYTES = 32 * 1024 * 1024  # attachment chunks also stop at this many 
 FINALIZING = RestorePhase.FINALIZING.value
 _RESTORES = Restore.__table__  # type: ignore[attr-defined]
 
-ProgressCallback = Callable[[str, int, int], Awaitable[None]]
+# (phase, records written so far): skipped records and those mapped to rows already in
+# the destination are not progress, so a restore ends at the plan's ``items_total``.
+ProgressCallback = Callable[[str, int], Awaitable[None]]
 StopCheck = Callable[[], Awaitable[bool]]
 
 
@@ -135,7 +137,6 @@ class _Run:
         self.on_progress, self.should_stop = on_progress, should_stop
         self.resolver = Resolver(specs, destination_id=destination_id, restore_id=restore_id)
         self.counts: dict[str, dict[str, int]] = {}
-        self.items_total = sum(record_count(reader.manifest, spec) for spec in specs)
         self.items_done = 0
         self.deferred = 0
         self.phase: str | None = None
@@ -187,7 +188,7 @@ class _Run:
         """Restore one member from record ``start`` on, a chunk per transaction."""
         if spec.phase != self.phase:
             self.phase = spec.phase
-            await self.on_progress(spec.phase, self.items_done, self.items_total)
+            await self.on_progress(spec.phase, self.items_done)
         await self.resolver.load_keys(self.db, spec)
         if start == 0:
             self.deferred = 0
@@ -205,7 +206,7 @@ class _Run:
                 first, records = await chunks.next()
                 if records:
                     await self._chunk(spec, first, records)
-                    await self.on_progress(spec.phase, self.items_done, self.items_total)
+                    await self.on_progress(spec.phase, self.items_done)
         finally:
             await chunks.close()
         if self.deferred:
@@ -214,21 +215,31 @@ class _Run:
 
     async def _chunk(self, spec: EntitySpec, first: int, records: list[dict[str, Any]]) -> None:
         """Write records ``first`` on, with the checkpoint after them, in one transaction."""
-        resolved = self.resolver.resolve(spec, records)
-        blobs = None
-        if spec.blob_column and resolved.records:
-            blobs = await asyncio.to_thread(read_blobs, self.reader, spec, resolved.records)
-        rows = self._inserter(spec).rows(resolved.records, resolved.refs, blobs)
+        # Classifying records and building rows is CPU work: in a worker thread, so the
+        # event loop (which serves the API in the embedded mode) is never held for a chunk.
+        inserter = self._inserter(spec)
+        resolved, rows = await asyncio.to_thread(self._prepare, spec, inserter, records)
         counts = dict(self.counts.get(spec.name) or dict.fromkeys(Outcome, 0))
         for outcome, count in resolved.counts.items():
             counts[outcome] += count
         self.counts[spec.name] = counts
-        self.items_done += len(records)
+        self.items_done += resolved.counts[Outcome.WRITE]
         async with self.db.transaction() as session:
             conn = await session.connection()
             await self._insert(conn, spec, rows)
             self.deferred += await self._link(conn, spec, resolved.links)
             await self._save_checkpoint(conn, spec, next_index=first + len(records))
+
+    def _prepare(
+        self, spec: EntitySpec, inserter: BulkInsert, records: list[dict[str, Any]]
+    ) -> tuple[Any, Rows]:
+        """The chunk's resolved records and their INSERT parameters (runs in a thread; the
+        restore's state is touched by nothing else meanwhile)."""
+        resolved = self.resolver.resolve(spec, records)
+        blobs = None
+        if spec.blob_column and resolved.records:
+            blobs = read_blobs(self.reader, spec, resolved.records)
+        return resolved, inserter.rows(resolved.records, resolved.refs, blobs)
 
     async def _link(
         self, conn: AsyncConnection, spec: EntitySpec, links: list[tuple[str, Any, int]]
@@ -286,7 +297,6 @@ class _Run:
             .values(
                 checkpoint=checkpoint,
                 items_done=self.items_done,
-                items_total=self.items_total,
                 phase=spec.phase,
             )
         )
@@ -308,7 +318,7 @@ class _Run:
 
     async def finish(self) -> RestoreResult:
         """Check that every record is accounted for, in the counts and in the database."""
-        await self.on_progress(FINALIZING, self.items_done, self.items_total)
+        await self.on_progress(FINALIZING, self.items_done)
         for spec in self.specs:
             await self._verify(spec)
         written = {name: c[Outcome.WRITE] for name, c in self.counts.items()}

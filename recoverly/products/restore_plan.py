@@ -316,7 +316,7 @@ class RestorePlan:
     attachment_bytes: int
     groups_with_access: list[tuple[str, str]]  # (group name, product): pending reviews
     destination_empty: bool
-    items_total: int  # records the restore processes (written, mapped or skipped)
+    items_total: int  # records the restore writes: its progress ends there
 
 
 async def plan_restore(
@@ -339,7 +339,7 @@ async def plan_restore(
     for spec in specs:
         await planner.count(db, reader, spec)
     plan = planner.plan
-    plan.items_total = sum(record_count(reader.manifest, spec) for spec in specs)
+    plan.items_total = sum(plan.entity_counts.values())
     plan.skipped_spaces = sorted(
         key for state in planner.resolver.states.values() for key in state.skipped_keys
     )

@@ -5,16 +5,18 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Callable, Coroutine, Sequence
+from contextlib import AbstractAsyncContextManager
 from typing import Any, TypeVar
 
 from sqlalchemy import func
 from sqlmodel import SQLModel, col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
 from strawberry.dataloader import DataLoader
 
-from recoverly.database import Database
 from recoverly.models import (
     AccessReview,
     Admin,
+    AuditEvent,
     Backup,
     BackupCopy,
     BackupPolicy,
@@ -28,27 +30,37 @@ from recoverly.models import (
     ProductInstance,
     Restore,
     SiteGroup,
+    SiteUser,
 )
-from recoverly.services.access import billable_users_added
+from recoverly.resolvers.pagination import Page, PaginationError, paginate_each
+from recoverly.services.access import billable_member_counts, billable_users_added
 from recoverly.services.scoping import Scope
 
 RowT = TypeVar("RowT", bound=SQLModel)
 LoadFn = Callable[[list[int]], Coroutine[Any, Any, list[Any]]]
+SessionProvider = Callable[[], AbstractAsyncContextManager[AsyncSession]]
 
 
 class Loaders:
-    def __init__(self, db: Database, scope: Scope) -> None:
-        self.db = db
+    """The request's loaders; every batch runs on the request's one session (``session``)."""
+
+    def __init__(self, session: SessionProvider, scope: Scope) -> None:
+        self.session = session
         self.scope = scope
         self.organization = self._by_id(Organization)
-        self.instance = self._by_id(ProductInstance)
+        self.instance = self._columns_by_id(ProductInstance)
         self.backup = self._by_id(Backup)
         self.restore = self._by_id(Restore)
         self.policy = self._by_id(BackupPolicy)
         self.group = self._by_id(SiteGroup)
+        self.user = self._by_id(SiteUser)
         self.access_review = self._by_id(AccessReview)
+        self.audit_event = self._by_id(AuditEvent)
+        self.billable_member_count = DataLoader(load_fn=self._load_billable_members)
         self.billable_users_added = DataLoader(load_fn=self._load_billable_added)
         self.group_member_count = DataLoader(load_fn=self._load_member_counts)
+        # Keyed by (group ID, first, after): one page of members per group.
+        self.group_members = DataLoader(load_fn=self._load_member_pages)
         self.group_products = DataLoader(load_fn=self._load_group_products)
         self.admin = DataLoader(load_fn=self._load_admins)
         self.organization_ids_by_admin = DataLoader(load_fn=self._load_org_ids_by_admin)
@@ -59,16 +71,33 @@ class Loaders:
 
     def _by_id(self, model: type[RowT]) -> DataLoader[int, RowT | None]:
         async def load(ids: list[int]) -> list[RowT | None]:
-            async with self.db.session() as session:
+            async with self.session() as session:
                 rows = await self.scope.get_many(session, model, ids)
             by_id = {row.id: row for row in rows}  # type: ignore[attr-defined]
             return [by_id.get(i) for i in ids]
 
         return DataLoader(load_fn=load)
 
+    def _columns_by_id(self, model: type[SQLModel]) -> DataLoader[int, Any]:
+        # Core rows, not ORM objects, for rows whose columns are all the schema reads: a
+        # page of rows through the ORM costs several times more.
+        table = model.__table__  # type: ignore[attr-defined]
+
+        async def load(ids: list[int]) -> list[Any]:
+            statement = select(*table.columns).where(table.c.id.in_(set(ids)))
+            rows = await self._rows(self.scope.restrict(statement, model))
+            by_id = {row.id: row for row in rows}
+            return [by_id.get(i) for i in ids]
+
+        return DataLoader(load_fn=load)
+
+    async def _rows(self, statement: Any) -> Sequence[Any]:
+        async with self.session() as session:
+            return (await (await session.connection()).execute(statement)).all()
+
     async def _load_admins(self, ids: list[int]) -> list[Admin | None]:
         # Admins are people, not organization-owned rows: only name and email are exposed.
-        async with self.db.session() as session:
+        async with self.session() as session:
             rows = (await session.exec(select(Admin).where(col(Admin.id).in_(ids)))).all()
         by_id = {row.id: row for row in rows}
         return [by_id.get(i) for i in ids]
@@ -78,16 +107,48 @@ class Loaders:
             col(Membership.admin_id).in_(admin_ids),
             col(Membership.organization_id).in_(self.scope.organization_ids),
         )
-        async with self.db.session() as session:
+        async with self.session() as session:
             rows = (await session.exec(statement.order_by(col(Membership.organization_id)))).all()
         groups = _grouped(rows, admin_ids, key=lambda m: m.admin_id)
         return [[m.organization_id for m in group] for group in groups]
 
     async def _load_billable_added(self, review_ids: list[int]) -> list[int]:
-        async with self.db.session() as session:
+        async with self.session() as session:
             reviews = await self.scope.get_many(session, AccessReview, review_ids)
             added = await billable_users_added(session, reviews)
         return [added.get(i, 0) for i in review_ids]
+
+    async def _load_billable_members(self, group_ids: list[int]) -> list[int]:
+        async with self.session() as session:
+            groups = await self.scope.get_many(session, SiteGroup, group_ids)
+            counts = await billable_member_counts(session, groups)
+        return [counts.get(i, 0) for i in group_ids]
+
+    async def _load_member_pages(
+        self, keys: list[tuple[int, int, str | None]]
+    ) -> list[Page[SiteUser] | BaseException]:
+        pages: dict[tuple[int, int, str | None], Page[SiteUser] | BaseException] = {}
+        statement = self.scope.restrict(
+            select(SiteUser).join(GroupMembership, col(GroupMembership.user_id) == SiteUser.id),
+            SiteUser,
+        )
+        async with self.session() as session:
+            for first, after in {(first, after) for _, first, after in keys}:
+                group_ids = sorted({g for g, f, a in keys if (f, a) == (first, after)})
+                try:
+                    found = await paginate_each(
+                        session,
+                        statement,
+                        model=SiteUser,
+                        key=col(GroupMembership.group_id),
+                        keys=group_ids,
+                        first=first,
+                        after=after,
+                    )
+                except PaginationError as error:  # a bad first or cursor: the field's error
+                    found = dict.fromkeys(group_ids, error)
+                pages.update({(g, first, after): page for g, page in found.items()})
+        return [pages[key] for key in keys]
 
     async def _load_member_counts(self, group_ids: list[int]) -> list[int]:
         statement = (
@@ -95,7 +156,7 @@ class Loaders:
             .where(col(GroupMembership.group_id).in_(group_ids))
             .group_by(col(GroupMembership.group_id))
         )
-        async with self.db.session() as session:
+        async with self.session() as session:
             counts = dict((await session.exec(statement)).all())
         return [counts.get(i, 0) for i in group_ids]
 
@@ -103,15 +164,15 @@ class Loaders:
         statement = select(GroupProductAccess).where(
             col(GroupProductAccess.group_id).in_(group_ids)
         )
-        async with self.db.session() as session:
+        async with self.session() as session:
             rows = (await session.exec(statement)).all()
         groups = _grouped(rows, group_ids, key=lambda a: a.group_id)
         return [sorted(a.product for a in group) for group in groups]
 
     async def _load_copies(self, backup_ids: list[int]) -> list[list[BackupCopy]]:
-        statement = select(BackupCopy).where(col(BackupCopy.backup_id).in_(backup_ids))
-        async with self.db.session() as session:
-            rows = (await session.exec(statement.order_by(col(BackupCopy.id)))).all()
+        table = BackupCopy.__table__  # type: ignore[attr-defined]
+        statement = select(*table.columns).where(table.c.backup_id.in_(backup_ids))
+        rows = await self._rows(statement.order_by(table.c.id))
         return _grouped(rows, backup_ids, key=lambda c: c.backup_id)
 
     async def _load_instances_by_org(self, org_ids: list[int]) -> list[list[ProductInstance]]:
@@ -119,7 +180,7 @@ class Loaders:
             select(ProductInstance).where(col(ProductInstance.organization_id).in_(org_ids)),
             ProductInstance,
         )
-        async with self.db.session() as session:
+        async with self.session() as session:
             rows = (await session.exec(statement.order_by(col(ProductInstance.id)))).all()
         return _grouped(rows, org_ids, key=lambda i: i.organization_id)
 
@@ -127,13 +188,13 @@ class Loaders:
         statement = select(InstanceOperation.instance_id).where(
             col(InstanceOperation.instance_id).in_(instance_ids)
         )
-        async with self.db.session() as session:
+        async with self.session() as session:
             busy = set((await session.exec(statement)).all())
         return [i in busy for i in instance_ids]
 
     async def _load_has_data(self, instance_ids: list[int]) -> list[bool]:
         found: set[int] = set()
-        async with self.db.session() as session:
+        async with self.session() as session:
             for model in (JiraProject, ConfluenceSpace):
                 statement = (
                     select(model.instance_id)

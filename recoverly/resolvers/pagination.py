@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 from sqlalchemy import Select, func
+from sqlalchemy.orm import aliased
 from sqlmodel import SQLModel, col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -30,7 +31,10 @@ class Page(Generic[RowT]):
     rows: list[RowT]
     cursors: list[str]
     has_next_page: bool
-    total_count: int
+    # The listing's total: known (``paginate_each`` counts every key at once), or counted
+    # with ``count_statement`` (see ``count_rows``) when a client asks for it.
+    total_count: int | None = None
+    count_statement: Select[Any] | None = None
 
 
 def encode_cursor(row_id: int) -> str:
@@ -58,20 +62,91 @@ async def paginate(
     model: type[RowT],
     first: int,
     after: str | None,
+    columns_only: bool = False,
 ) -> Page[RowT]:
-    """One page of ``statement`` (already filtered and scoped), plus the total count."""
+    """One page of ``statement`` (already filtered and scoped); the total is counted apart,
+    only when asked for. With ``columns_only`` the rows are Core rows of the model's columns
+    (cheaper than ORM objects, for pages whose columns are all their readers need)."""
     if not 1 <= first <= MAX_PAGE_SIZE:
         raise PaginationError(f"first must be between 1 and {MAX_PAGE_SIZE}, got {first}")
     id_column = col(model.id)  # type: ignore[attr-defined]
-    total = (await session.exec(select(func.count()).select_from(statement.subquery()))).one()
     page_statement = statement
     if after is not None:
         page_statement = page_statement.where(id_column < decode_cursor(after))
     page_statement = page_statement.order_by(id_column.desc()).limit(first + 1)
-    rows = list((await session.exec(page_statement)).all())  # type: ignore[call-overload]
+    if columns_only:
+        connection = await session.connection()
+        rows: list[Any] = list((await connection.execute(page_statement)).all())
+    else:
+        rows = list((await session.exec(page_statement)).all())  # type: ignore[call-overload]
     return Page(
         rows=rows[:first],
         cursors=[encode_cursor(row.id) for row in rows[:first]],
         has_next_page=len(rows) > first,
-        total_count=int(total),
+        count_statement=_count(statement, model),
     )
+
+
+def _count(statement: Select[Any], model: type[SQLModel]) -> Select[Any]:
+    # A listing of one table counts with its own WHERE clause, so the count can use an
+    # index, where a count over the listing as a subquery reads every row; joined
+    # listings count their subquery.
+    table = model.__table__  # type: ignore[attr-defined]
+    froms = statement.get_final_froms()
+    if len(froms) != 1 or froms[0] is not table:
+        return select(func.count()).select_from(statement.subquery())
+    count = select(func.count()).select_from(table)
+    return count if statement.whereclause is None else count.where(statement.whereclause)
+
+
+async def count_rows(session: AsyncSession, count_statement: Select[Any]) -> int:
+    return int((await session.exec(count_statement)).one())
+
+
+async def paginate_each(
+    session: AsyncSession,
+    statement: Select[Any],
+    *,
+    model: type[RowT],
+    key: Any,
+    keys: list[int],
+    first: int,
+    after: str | None,
+) -> dict[int, Page[RowT]]:
+    """The same page of ``statement`` for each of ``keys`` (a column of it, such as a
+    group ID), in two statements whatever the number of keys: nested connections cost
+    no more per parent than one connection."""
+    if not 1 <= first <= MAX_PAGE_SIZE:
+        raise PaginationError(f"first must be between 1 and {MAX_PAGE_SIZE}, got {first}")
+    id_column = col(model.id)  # type: ignore[attr-defined]
+    base = statement.where(key.in_(keys))
+    counted = base.add_columns(key.label("page_key")).subquery()
+    totals = dict(
+        (
+            await session.exec(  # type: ignore[call-overload]
+                select(counted.c.page_key, func.count()).group_by(counted.c.page_key)
+            )
+        ).all()
+    )
+    if after is not None:
+        base = base.where(id_column < decode_cursor(after))
+    rank = func.row_number().over(partition_by=key, order_by=id_column.desc())
+    ranked = base.add_columns(key.label("page_key"), rank.label("page_rank")).subquery()
+    rows = aliased(model, ranked)
+    page_statement = (
+        select(rows, ranked.c.page_key)
+        .where(ranked.c.page_rank <= first + 1)
+        .order_by(ranked.c.page_key, ranked.c.page_rank)
+    )
+    found: dict[int, list[RowT]] = {k: [] for k in keys}
+    for row, page_key in (await session.exec(page_statement)).all():  # type: ignore[call-overload]
+        found[page_key].append(row)
+    return {
+        k: Page(
+            rows=found[k][:first],
+            cursors=[encode_cursor(row.id) for row in found[k][:first]],  # type: ignore[attr-defined]
+            has_next_page=len(found[k]) > first,
+            total_count=int(totals.get(k, 0)),
+        )
+        for k in keys
+    }

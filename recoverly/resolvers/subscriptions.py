@@ -3,56 +3,111 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Hashable
 from typing import Any
 
-from recoverly.models import FINAL_RESTORE_STATUSES, Restore, RestoreStatus
-from recoverly.resolvers.context import Context
-from recoverly.resolvers.global_ids import decode_id
-from recoverly.services.progress import percent, progress_event, restore_topic
+from sqlmodel import SQLModel
 
-# How long a silent stream waits before re-reading the restore (covers a worker that died).
+from recoverly.models import FINAL_BACKUP_STATUSES, FINAL_RESTORE_STATUSES, Backup, Restore
+from recoverly.resolvers.context import Context
+from recoverly.resolvers.errors import NotFoundError
+from recoverly.resolvers.global_ids import decode_id
+from recoverly.services.progress import backup_topic, percent, progress_event, restore_topic
+
+# How long a silent stream waits before re-reading the row (covers a worker that died).
 RESYNC_SECONDS = 15.0
 
 
-class RestoreNotFoundError(Exception):
+class SharedReads:
+    """Concurrent reads of the same key share one query; nothing is kept once it returns,
+    so a read never answers older data than a query of its own would."""
+
     def __init__(self) -> None:
-        super().__init__("restore not found")
+        self._running: dict[Hashable, asyncio.Future[Any]] = {}
+
+    async def get(self, key: Hashable, read: Callable[[], Awaitable[Any]]) -> Any:
+        future = self._running.get(key)
+        if future is None:
+            future = asyncio.ensure_future(read())
+            self._running[key] = future
+            future.add_done_callback(lambda _: self._running.pop(key, None))
+        return await asyncio.shield(future)  # one subscriber leaving cancels no one's read
 
 
-async def _current(ctx: Context, restore_id: int) -> dict[str, Any] | None:
-    # A fresh session per read: no database session is held across a yield.
-    async with ctx.runtime.db.session() as session:
-        row = await ctx.authenticated_scope.get(session, Restore, restore_id)
-    return progress_event(row) if row is not None else None
+CURRENT_STATES = SharedReads()
+
+
+async def _current(ctx: Context, model: type[SQLModel], row_id: int) -> dict[str, Any] | None:
+    """The row's current state if the caller may see it. Subscribers joining together share
+    the query and the event (so it is executed once for all of them too)."""
+    db = ctx.runtime.db
+
+    async def read() -> tuple[int, dict[str, Any]] | None:
+        # A fresh session per read: no database session is held across a yield.
+        async with db.session() as session:
+            row = await session.get(model, row_id)
+        if row is None:
+            return None
+        return row.organization_id, progress_event(row)  # type: ignore[attr-defined, arg-type]
+
+    found = await CURRENT_STATES.get((id(db), model.__name__, row_id), read)
+    if found is None or not ctx.authenticated_scope.allows(found[0]):
+        return None
+    return found[1]  # type: ignore[no-any-return]
 
 
 async def restore_progress_events(ctx: Context, global_id: str) -> AsyncIterator[dict[str, Any]]:
-    """The current state, then live events with ``items_done`` never decreasing; ends after
-    the event that carries a final status."""
+    """The restore's current state, then live events; ends after a final status."""
     restore_id = decode_id(global_id, "Restore")
     if restore_id is None:
-        raise RestoreNotFoundError()
+        raise NotFoundError("restore")
+    events = _progress_events(
+        ctx, Restore, restore_id, restore_topic(restore_id), FINAL_RESTORE_STATUSES
+    )
+    async for event in events:
+        yield event
+
+
+async def backup_progress_events(ctx: Context, global_id: str) -> AsyncIterator[dict[str, Any]]:
+    """The backup's current state, then live events; ends after a final status."""
+    backup_id = decode_id(global_id, "Backup")
+    if backup_id is None:
+        raise NotFoundError("backup")
+    events = _progress_events(
+        ctx, Backup, backup_id, backup_topic(backup_id), FINAL_BACKUP_STATUSES
+    )
+    async for event in events:
+        yield event
+
+
+async def _progress_events(
+    ctx: Context, model: type[SQLModel], row_id: int, topic: str, final: frozenset[str]
+) -> AsyncIterator[dict[str, Any]]:
+    """``items_done`` never decreases and never passes ``items_total``."""
     # Subscribe before reading the current state, so no event falls in between.
-    async with ctx.runtime.bus.subscribe(restore_topic(restore_id)) as subscription:
-        current = await _current(ctx, restore_id)
+    async with ctx.runtime.bus.subscribe(topic) as subscription:
+        current = await _current(ctx, model, row_id)
         if current is None:
-            raise RestoreNotFoundError()
+            raise NotFoundError(model.__name__.lower())
         last = current
         yield current
-        while RestoreStatus(last["status"]) not in FINAL_RESTORE_STATUSES:
+        while last["status"] not in final:
             try:
-                event = await asyncio.wait_for(subscription.get(), RESYNC_SECONDS)
+                async with asyncio.timeout(RESYNC_SECONDS):  # no task per event, unlike wait_for
+                    event = await subscription.get()
             except TimeoutError:
-                event = await _current(ctx, restore_id) or last
+                event = await _current(ctx, model, row_id) or last
                 if event == last:
                     continue
-            if event["items_done"] < last["items_done"]:
-                done = last["items_done"]
-                event = {
-                    **event,
-                    "items_done": done,
-                    "percent": percent(done, event["items_total"]),
-                }
-            last = event
+            last = event = _steady(event, last)
             yield event
+
+
+def _steady(event: dict[str, Any], last: dict[str, Any]) -> dict[str, Any]:
+    total = event["items_total"] or last["items_total"]
+    done = max(event["items_done"], last["items_done"])
+    if total:
+        done = min(done, total)
+    if (done, total) == (event["items_done"], event["items_total"]):
+        return event
+    return {**event, "items_done": done, "items_total": total, "percent": percent(done, total)}

@@ -10,10 +10,32 @@ from strawberry.types import Info
 
 from recoverly import models
 from recoverly.resolvers.global_ids import to_global_id
+from recoverly.schema.connections import Connection
 from recoverly.schema.enums import AccessReviewStatus, ProductKey
 from recoverly.schema.node import Node
 from recoverly.schema.organizations import ProductInstance, Viewer
 from recoverly.schema.restores import Restore
+
+
+@strawberry.type(description="A user of one site.")
+class User(Node):
+    row: strawberry.Private[models.SiteUser]
+    account_id: str
+    display_name: str
+    email: str
+    active: bool
+
+    @classmethod
+    def from_row(cls, row: models.SiteUser) -> User:
+        assert row.id is not None
+        return cls(
+            id=strawberry.ID(to_global_id("User", row.id)),
+            row=row,
+            account_id=row.account_id,
+            display_name=row.display_name,
+            email=row.email,
+            active=row.active,
+        )
 
 
 @strawberry.type(description="A group of users on one site.")
@@ -40,8 +62,23 @@ class Group(Node):
         products = await info.context.loaders.group_products.load(self.row.id)
         return [models.ProductKey(p) for p in products]
 
+    @strawberry.field(
+        description="Members who are billable users of a product (through any group), "
+        "each person once."
+    )
+    async def billable_member_count(self, info: Info[Any, None]) -> int:
+        return await info.context.loaders.billable_member_count.load(self.row.id)
 
-@strawberry.type(description="A restored group's product access, waiting for an admin.")
+    @strawberry.field(description="The group's members, newest first.")
+    async def members(
+        self, info: Info[Any, None], first: int | None = 20, after: str | None = None
+    ) -> Connection[User]:
+        key = (self.row.id, 20 if first is None else first, after)
+        page = await info.context.loaders.group_members.load(key)
+        return Connection.from_page(page, User.from_row, after=after)
+
+
+@strawberry.type(description="A restored group's product access, and the admin's decision.")
 class AccessReview(Node):
     row: strawberry.Private[models.AccessReview]
     product: ProductKey

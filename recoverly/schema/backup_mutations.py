@@ -50,6 +50,47 @@ class BackupPolicyPayload:
     errors: list[UserError]
 
 
+@strawberry.input(description="The policy and the settings to change; omitted ones stay.")
+class UpdateBackupPolicyInput:
+    policy_id: strawberry.ID
+    name: str | None = None
+    schedule: Schedule | None = None
+    include_attachments: bool | None = None
+    include_users_and_groups: bool | None = None
+    include_personal_spaces: bool | None = None
+    storage: StorageMode | None = strawberry.field(
+        default=None, description="INTERNAL drops the customer bucket."
+    )
+    customer_bucket: CustomerBucketInput | None = strawberry.field(
+        default=None, description="Replaces the bucket (storage INTERNAL_AND_CUSTOMER)."
+    )
+    next_run_at: datetime | None = strawberry.field(
+        default=None, description="When the next run is due; default: from the schedule."
+    )
+
+
+@strawberry.input
+class DeleteBackupPolicyInput:
+    policy_id: strawberry.ID
+
+
+@strawberry.type
+class DeleteBackupPolicyPayload:
+    deleted_policy_id: strawberry.ID | None
+    errors: list[UserError]
+
+
+@strawberry.input
+class CancelBackupInput:
+    backup_id: strawberry.ID
+
+
+@strawberry.type
+class CancelBackupPayload:
+    backup: Backup | None
+    errors: list[UserError]
+
+
 @strawberry.input
 class SetBackupPolicyActiveInput:
     policy_id: strawberry.ID
@@ -113,6 +154,75 @@ class BackupMutations:
         outcome = await attempt(create())
         return BackupPolicyPayload(
             policy=BackupPolicy.from_row(outcome.value) if outcome.value else None,
+            errors=user_errors(outcome.errors),
+        )
+
+    @strawberry.mutation(description="Change a backup policy's settings.")
+    async def update_backup_policy(
+        self, info: Info[Any, None], input: UpdateBackupPolicyInput
+    ) -> BackupPolicyPayload:
+        ctx = info.context
+
+        async def update() -> models.BackupPolicy:
+            policy = await policies.update_policy(
+                ctx.runtime,
+                ctx.authenticated_scope,
+                policy_id=require_id(input.policy_id, "BackupPolicy", field=["input", "policyId"]),
+                changes=policies.PolicyChanges(
+                    name=input.name,
+                    schedule=input.schedule,
+                    include_attachments=input.include_attachments,
+                    include_users_and_groups=input.include_users_and_groups,
+                    include_personal_spaces=input.include_personal_spaces,
+                    storage=input.storage,
+                    customer_bucket=_bucket_dict(input.customer_bucket),
+                    next_run_at=input.next_run_at,
+                ),
+            )
+            ctx.runtime.kick_scheduler()
+            return policy
+
+        outcome = await attempt(update())
+        return BackupPolicyPayload(
+            policy=BackupPolicy.from_row(outcome.value) if outcome.value else None,
+            errors=user_errors(outcome.errors),
+        )
+
+    @strawberry.mutation(description="Delete a backup policy; its backups are kept.")
+    async def delete_backup_policy(
+        self, info: Info[Any, None], input: DeleteBackupPolicyInput
+    ) -> DeleteBackupPolicyPayload:
+        ctx = info.context
+
+        async def delete() -> int:
+            return await policies.delete_policy(
+                ctx.runtime,
+                ctx.authenticated_scope,
+                policy_id=require_id(input.policy_id, "BackupPolicy", field=["input", "policyId"]),
+            )
+
+        outcome = await attempt(delete())
+        return DeleteBackupPolicyPayload(
+            deleted_policy_id=input.policy_id if outcome.value is not None else None,
+            errors=user_errors(outcome.errors),
+        )
+
+    @strawberry.mutation(description="Cancel a queued or running backup; no archive is kept.")
+    async def cancel_backup(
+        self, info: Info[Any, None], input: CancelBackupInput
+    ) -> CancelBackupPayload:
+        ctx = info.context
+
+        async def cancel() -> models.Backup:
+            return await backups.cancel_backup(
+                ctx.runtime,
+                ctx.authenticated_scope,
+                backup_id=require_id(input.backup_id, "Backup", field=["input", "backupId"]),
+            )
+
+        outcome = await attempt(cancel())
+        return CancelBackupPayload(
+            backup=Backup.from_row(outcome.value) if outcome.value else None,
             errors=user_errors(outcome.errors),
         )
 

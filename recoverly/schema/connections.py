@@ -6,8 +6,9 @@ from collections.abc import Callable
 from typing import Any, Generic, TypeVar
 
 import strawberry
+from strawberry.types import Info
 
-from recoverly.resolvers.pagination import Page
+from recoverly.resolvers.pagination import Page, count_rows
 
 NodeT = TypeVar("NodeT")
 
@@ -31,7 +32,15 @@ class Connection(Generic[NodeT]):
     edges: list[Edge[NodeT]]
     nodes: list[NodeT]
     page_info: PageInfo
-    total_count: int
+    page: strawberry.Private[Page[Any]]
+
+    @strawberry.field(description="Rows in the whole listing; counted only when selected.")
+    async def total_count(self, info: Info[Any, None]) -> int:
+        if self.page.total_count is not None:
+            return self.page.total_count
+        assert self.page.count_statement is not None
+        async with info.context.db.use() as session:
+            return await count_rows(session, self.page.count_statement)
 
     @classmethod
     def from_page(
@@ -47,5 +56,5 @@ class Connection(Generic[NodeT]):
                 start_cursor=page.cursors[0] if page.cursors else None,
                 end_cursor=page.cursors[-1] if page.cursors else None,
             ),
-            total_count=page.total_count,
+            page=page,
         )

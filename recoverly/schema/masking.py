@@ -7,18 +7,13 @@ from __future__ import annotations
 from graphql import GraphQLError
 from strawberry.extensions import MaskErrors
 
-from recoverly.resolvers.pagination import PaginationError
-from recoverly.resolvers.subscriptions import RestoreNotFoundError
+from recoverly.schema.error_codes import INTERNAL, classify
 from recoverly.services.incidents import cite, report
-
-INTERNAL = "INTERNAL_SERVER_ERROR"
-# Errors whose message is meant for the client even in production.
-CLIENT_ERRORS = (PaginationError, RestoreNotFoundError)
 
 
 def should_mask(error: GraphQLError) -> bool:
-    original = error.original_error
-    return original is not None and not isinstance(original, CLIENT_ERRORS)
+    """Only unexpected errors are masked: every coded client error keeps its message."""
+    return classify(error) == INTERNAL
 
 
 class MaskInternalErrors(MaskErrors):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import strawberry
 from strawberry.types import Info
@@ -10,8 +10,16 @@ from strawberry.types import Info
 from recoverly import models
 from recoverly.resolvers import queries
 from recoverly.resolvers.global_ids import to_global_id
+from recoverly.schema.connections import Connection
 from recoverly.schema.enums import PRODUCT_NAMES, ProductKey
 from recoverly.schema.node import Node
+
+if TYPE_CHECKING:
+    from recoverly.schema.access import Group
+    from recoverly.schema.backups import BackupPolicy
+
+LazyGroup = Annotated["Group", strawberry.lazy("recoverly.schema.access")]
+LazyBackupPolicy = Annotated["BackupPolicy", strawberry.lazy("recoverly.schema.backups")]
 
 
 @strawberry.type(description="A Jira or Confluence site of an organization.")
@@ -44,6 +52,17 @@ class ProductInstance(Node):
     async def organization(self, info: Info[Any, None]) -> Organization | None:
         row = await info.context.loaders.organization.load(self.row.organization_id)
         return Organization.from_row(row) if row else None
+
+    @strawberry.field(description="This site's backup policies, newest first.")
+    async def backup_policies(
+        self, info: Info[Any, None], first: int | None = 20, after: str | None = None
+    ) -> Connection[LazyBackupPolicy]:
+        from recoverly.schema.backups import BackupPolicy
+
+        page = await queries.backup_policies(
+            info.context, instance=self.row.id, first=_first(first), after=after
+        )
+        return Connection.from_page(page, BackupPolicy.from_row, after=after)
 
 
 @strawberry.type(description="A product (Jira or Confluence) and the organization's sites of it.")
@@ -80,10 +99,55 @@ class Organization(Node):
         rows = await info.context.loaders.instances_by_organization.load(self.row.id)
         return products_from_instances(rows)
 
+    @strawberry.field(description="Groups of the organization's sites, newest first.")
+    async def groups(
+        self,
+        info: Info[Any, None],
+        instance_id: strawberry.ID | None = None,
+        search: str | None = None,
+        first: int | None = 20,
+        after: str | None = None,
+    ) -> Connection[LazyGroup]:
+        from recoverly.schema.access import Group
+
+        assert self.row.id is not None
+        page = await queries.groups(
+            info.context,
+            organization_id=self.row.id,
+            instance=instance_id,
+            search=search,
+            first=_first(first),
+            after=after,
+        )
+        return Connection.from_page(page, Group.from_row, after=after)
+
+    @strawberry.field(description="Backup policies of the organization's sites, newest first.")
+    async def backup_policies(
+        self,
+        info: Info[Any, None],
+        instance_id: strawberry.ID | None = None,
+        first: int | None = 20,
+        after: str | None = None,
+    ) -> Connection[LazyBackupPolicy]:
+        from recoverly.schema.backups import BackupPolicy
+
+        page = await queries.backup_policies(
+            info.context,
+            organization_id=self.row.id,
+            instance=instance_id,
+            first=_first(first),
+            after=after,
+        )
+        return Connection.from_page(page, BackupPolicy.from_row, after=after)
+
     @strawberry.field(description="Billable users per product; pending reviews do not count.")
     async def billing(self, info: Info[Any, None]) -> list[ProductBilling]:
         rows = await queries.organization_billing(info.context, self.row.id)
         return [ProductBilling(product=b.product, billable_users=b.billable_users) for b in rows]
+
+
+def _first(first: int | None) -> int:
+    return 20 if first is None else first
 
 
 def products_from_instances(rows: list[models.ProductInstance]) -> list[Product]:

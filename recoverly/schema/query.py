@@ -8,11 +8,13 @@ from typing import Any
 import strawberry
 from strawberry.types import Info
 
+from recoverly import models
 from recoverly.resolvers import queries
-from recoverly.schema.access import AccessReview, Group
-from recoverly.schema.backups import Backup, BackupPolicy
+from recoverly.schema.access import AccessReview, Group, User
+from recoverly.schema.audit import AuditEvent, AuditEventFilter
+from recoverly.schema.backups import Backup, BackupExtras, BackupPolicy
 from recoverly.schema.connections import Connection
-from recoverly.schema.enums import ProductKey, RestoreStatus
+from recoverly.schema.enums import AccessReviewStatus, ProductKey, RestoreStatus
 from recoverly.schema.node import Node
 from recoverly.schema.organizations import (
     Organization,
@@ -35,7 +37,9 @@ NODE_TYPES: dict[str, Any] = {
     "Restore": Restore,
     "BackupPolicy": BackupPolicy,
     "Group": Group,
+    "User": User,
     "AccessReview": AccessReview,
+    "AuditEvent": AuditEvent,
 }
 
 
@@ -80,8 +84,7 @@ class Query:
     async def products(
         self, info: Info[Any, None], organization_id: strawberry.ID
     ) -> list[Product]:
-        rows = await queries.instances(info.context, organization_id)
-        return products_from_instances(rows) if rows else []
+        return products_from_instances(await queries.instances(info.context, organization_id))
 
     @strawberry.field(description="Backups, newest first.")
     async def backups(
@@ -99,7 +102,13 @@ class Query:
             first=20 if first is None else first,
             after=after,
         )
-        return Connection.from_page(page, Backup.from_row, after=after)
+        relations = await queries.backup_relations(info.context, page.rows)
+
+        def convert(row: models.Backup) -> Backup:
+            source, availability = relations[row.id]  # type: ignore[index]
+            return Backup.from_row(row, BackupExtras(source=source, availability=availability))
+
+        return Connection.from_page(page, convert, after=after)
 
     @strawberry.field(description="The Restore table: restores, newest first.")
     async def restores(
@@ -131,3 +140,39 @@ class Query:
     ) -> list[AccessReview]:
         rows = await queries.pending_access_reviews(info.context, organization_id)
         return [AccessReview.from_row(r) for r in rows]
+
+    @strawberry.field(description="Access reviews, decided or not, newest first.")
+    async def access_reviews(
+        self,
+        info: Info[Any, None],
+        organization_id: strawberry.ID,
+        status: list[AccessReviewStatus] | None = None,
+        first: int | None = 20,
+        after: str | None = None,
+    ) -> Connection[AccessReview]:
+        page = await queries.access_reviews(
+            info.context,
+            organization_id=organization_id,
+            status=status,
+            first=20 if first is None else first,
+            after=after,
+        )
+        return Connection.from_page(page, AccessReview.from_row, after=after)
+
+    @strawberry.field(description="The organization's audit log, newest first.")
+    async def audit_events(
+        self,
+        info: Info[Any, None],
+        organization_id: strawberry.ID,
+        filter: AuditEventFilter | None = None,
+        first: int | None = 20,
+        after: str | None = None,
+    ) -> Connection[AuditEvent]:
+        page = await queries.audit_events(
+            info.context,
+            organization_id=organization_id,
+            filter=filter.to_filter() if filter else queries.AuditFilter(),
+            first=20 if first is None else first,
+            after=after,
+        )
+        return Connection.from_page(page, AuditEvent.from_row, after=after)

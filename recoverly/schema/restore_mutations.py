@@ -58,7 +58,9 @@ class RestorePreviewPayload:
     backup: Backup | None
     destination: ProductInstance | None
     entity_counts: JSON | None
-    items_total: int
+    items_total: int = strawberry.field(
+        description="Items the restore would write: its progress counts up to this."
+    )
     skipped_spaces: list[str]
     attachments: int
     attachment_bytes: int
@@ -96,7 +98,7 @@ async def restore_preview(info: Info[Any, None], input: StartRestoreInput) -> Re
         backup=Backup.from_row(preview.backup) if preview.backup else None,
         destination=ProductInstance.from_row(preview.destination) if preview.destination else None,
         entity_counts=dict(plan.entity_counts) if plan else None,
-        items_total=sum(plan.entity_counts.values()) if plan else 0,
+        items_total=plan.items_total if plan else 0,
         skipped_spaces=list(plan.skipped_spaces) if plan else [],
         attachments=plan.attachments if plan else 0,
         attachment_bytes=plan.attachment_bytes if plan else 0,

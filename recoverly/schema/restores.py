@@ -18,7 +18,10 @@ from recoverly.schema.organizations import ProductInstance, Viewer
 from recoverly.services.progress import progress_event
 
 
-@strawberry.type(description="A restore's state at one moment.")
+@strawberry.type(
+    description="A restore's state at one moment: itemsTotal is what the restore writes "
+    "(restorePreview.itemsTotal), skipped items are not counted."
+)
 class RestoreProgress:
     restore_id: strawberry.ID
     status: RestoreStatus
@@ -26,6 +29,12 @@ class RestoreProgress:
     items_done: int
     items_total: int
     percent: float
+    items_per_second: float | None = strawberry.field(
+        description="Items written per second over the last few seconds; null when unknown."
+    )
+    eta_seconds: float | None = strawberry.field(
+        description="Seconds left at that rate; null when unknown."
+    )
     message: str | None
     at: datetime
 
@@ -39,6 +48,8 @@ class RestoreProgress:
             items_done=event["items_done"],
             items_total=event["items_total"],
             percent=event["percent"],
+            items_per_second=event.get("items_per_second"),
+            eta_seconds=event.get("eta_seconds"),
             message=event.get("message"),
             at=datetime.fromisoformat(event["at"]),
         )

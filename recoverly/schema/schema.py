@@ -1,45 +1,42 @@
-"""The Strawberry schema: roots joined, with cost and size limits; in production, errors
-masked with error IDs, no introspection (unless enabled) and no field suggestions."""
+"""The Strawberry schema: roots joined, with cost, depth, size and alias limits, error codes,
+caches and persisted queries; in production, errors masked with error IDs, no introspection
+(unless enabled) and no field suggestions."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import strawberry
-from graphql import GraphQLError
+from graphql import GraphQLError, ValidationRule
+from graphql.validation import NoSchemaIntrospectionCustomRule
 from strawberry.extensions import (
-    DisableIntrospection,
-    MaxAliasesLimiter,
+    AddValidationRules,
     MaxTokensLimiter,
-    QueryDepthLimiter,
+    ParserCache,
     SchemaExtension,
 )
+from strawberry.extensions.max_aliases import create_validator as aliases_validator
+from strawberry.extensions.query_depth_limiter import create_validator as depth_validator
 from strawberry.schema.config import StrawberryConfig
-from strawberry.types import ExecutionContext
+from strawberry.types import ExecutionContext, ExecutionResult
+from strawberry.types.graphql import OperationType
 
 from recoverly.schema.access_mutations import AccessMutations
 from recoverly.schema.backup_mutations import BackupMutations
+from recoverly.schema.backups import resolve_prefetched_directly
+from recoverly.schema.broadcast import BroadcastExecutor
 from recoverly.schema.cost import QueryCost
+from recoverly.schema.error_codes import assign_codes
+from recoverly.schema.extensions import CachedValidation, ReadsBesideWrites
 from recoverly.schema.masking import MaskInternalErrors, should_mask
+from recoverly.schema.persisted_queries import PersistedQueries, load_registered
 from recoverly.schema.query import Query
 from recoverly.schema.restore_mutations import RestoreMutations
 from recoverly.schema.subscription import Subscription
 from recoverly.settings import Settings
 
-
-class RecoverlySchema(strawberry.Schema):
-    def __init__(self, *args: Any, production: bool, **kwargs: Any) -> None:
-        self.production = production
-        super().__init__(*args, **kwargs)
-
-    def process_errors(
-        self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
-    ) -> None:
-        # In production, masked errors are logged once, with their error ID, by the masker.
-        if self.production:
-            errors = [e for e in errors if not should_mask(e)]
-        super().process_errors(errors, execution_context)
+HTTP_OPERATIONS = frozenset({OperationType.QUERY, OperationType.MUTATION})
 
 
 @strawberry.type
@@ -47,22 +44,71 @@ class Mutation(BackupMutations, RestoreMutations, AccessMutations):
     """Every mutation takes one ``input`` and returns a payload with ``errors``."""
 
 
+class RecoverlySchema(strawberry.Schema):
+    """Every top-level error gets an ``extensions.code``; subscriptions are websocket-only."""
+
+    def __init__(self, *args: Any, production: bool, **kwargs: Any) -> None:
+        self.production = production
+        super().__init__(*args, **kwargs)
+
+    def process_errors(
+        self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
+    ) -> None:
+        unexpected = assign_codes(errors)
+        # In production, masked errors are logged once, with their error ID, by the masker.
+        if self.production:
+            unexpected = [e for e in unexpected if not should_mask(e)]
+        if unexpected:
+            super().process_errors(unexpected, execution_context)
+
+    async def execute(  # type: ignore[override]
+        self,
+        query: str | None,
+        *args: Any,
+        allowed_operation_types: Iterable[OperationType] | None = None,
+        **kwargs: Any,
+    ) -> ExecutionResult:
+        # ``execute`` serves HTTP; websocket operations go through ``subscribe``.
+        allowed = HTTP_OPERATIONS.intersection(allowed_operation_types or HTTP_OPERATIONS)
+        return await super().execute(query, *args, allowed_operation_types=allowed, **kwargs)
+
+
 def build_schema(settings: Settings) -> strawberry.Schema:
+    # Validation rules are made once: the validation cache is keyed by the rule classes too.
+    rules: list[type[ValidationRule]] = [
+        depth_validator(settings.max_query_depth, None),
+        aliases_validator(settings.max_query_aliases),
+    ]
+    if settings.production and not settings.introspection:
+        rules.append(NoSchemaIntrospectionCustomRule)
+    persisted = PersistedQueries(
+        registered=(
+            load_registered(settings.persisted_queries_file)
+            if settings.persisted_queries_file
+            else {}
+        ),
+        only_registered=settings.persisted_queries_only,
+        size=settings.document_cache_size,
+    )
     extensions: list[Callable[[], SchemaExtension]] = [
+        persisted.extension,
         lambda: QueryCost(settings=settings),
-        lambda: QueryDepthLimiter(max_depth=settings.max_query_depth),
         lambda: MaxTokensLimiter(max_token_count=settings.max_query_tokens),
-        lambda: MaxAliasesLimiter(max_alias_count=settings.max_query_aliases),
+        lambda: AddValidationRules(rules),
+        lambda: ParserCache(maxsize=settings.document_cache_size),
+        lambda: CachedValidation(maxsize=settings.document_cache_size),
+        ReadsBesideWrites,
     ]
     if settings.production:
         extensions.append(MaskInternalErrors)
-        if not settings.introspection:
-            extensions.append(DisableIntrospection)
-    return RecoverlySchema(
+    schema = RecoverlySchema(
         query=Query,
         mutation=Mutation,
         subscription=Subscription,
         extensions=extensions,
         config=StrawberryConfig(disable_field_suggestions=settings.production),
         production=settings.production,
+        execution_context_class=BroadcastExecutor,
     )
+    resolve_prefetched_directly(schema)
+    return schema

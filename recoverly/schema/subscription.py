@@ -1,4 +1,4 @@
-"""Subscriptions: live restore progress over graphql-transport-ws."""
+"""Subscriptions: live restore and backup progress over graphql-transport-ws."""
 
 from __future__ import annotations
 
@@ -8,7 +8,9 @@ from typing import Any
 import strawberry
 from strawberry.types import Info
 
-from recoverly.resolvers.subscriptions import restore_progress_events
+from recoverly.resolvers.subscriptions import backup_progress_events, restore_progress_events
+from recoverly.schema.backups import BackupProgress
+from recoverly.schema.broadcast import BROADCASTS
 from recoverly.schema.restores import RestoreProgress
 
 
@@ -21,4 +23,13 @@ class Subscription:
         self, info: Info[Any, None], restore_id: strawberry.ID
     ) -> AsyncGenerator[RestoreProgress, None]:
         async for event in restore_progress_events(info.context, restore_id):
-            yield RestoreProgress.from_event(event)
+            yield BROADCASTS.payload(event, RestoreProgress.from_event)
+
+    @strawberry.subscription(
+        description="The backup's current state first, then every change, until it is final."
+    )
+    async def backup_progress(
+        self, info: Info[Any, None], backup_id: strawberry.ID
+    ) -> AsyncGenerator[BackupProgress, None]:
+        async for event in backup_progress_events(info.context, backup_id):
+            yield BROADCASTS.payload(event, BackupProgress.from_event)

@@ -82,6 +82,36 @@ async def billable_users_added(
     return added
 
 
+async def billable_member_counts(
+    session: AsyncSession, groups: Sequence[SiteGroup]
+) -> dict[int, int]:
+    """For each group: its members who are billable users of any product of the organization
+    (through this group or another), each person counted once."""
+    instance_ids = {g.instance_id for g in groups}
+    orgs = dict(
+        (
+            await session.exec(
+                select(ProductInstance.id, ProductInstance.organization_id).where(
+                    col(ProductInstance.id).in_(instance_ids)
+                )
+            )
+        ).all()
+    )
+    billable: dict[int, set[str]] = {}
+    for org_id in set(orgs.values()):
+        billable[org_id] = set()
+        for product in ProductKey:
+            billable[org_id] |= await billable_accounts(
+                session, organization_id=org_id, product=product
+            )
+    members = await group_accounts(session, [g.id for g in groups if g.id is not None])
+    return {
+        g.id: len(members.get(g.id, set()) & billable[orgs[g.instance_id]])
+        for g in groups
+        if g.id is not None
+    }
+
+
 async def organization_billing(session: AsyncSession, organization_id: int) -> list[ProductBilling]:
     return [
         ProductBilling(
@@ -226,13 +256,21 @@ def _audit_decision(
 async def set_group_access(
     runtime: Runtime, scope: Scope, *, group_id: int, product: ProductKey, granted: bool
 ) -> SiteGroup:
-    """Grant or revoke a product's access for any group of an organization's site."""
+    """Grant or revoke a product's access for a group of an organization's site; only the
+    product that site serves can be granted (groups belong to a site, as in Jira)."""
     async with runtime.db.transaction() as session:
         group = await scope.get(session, SiteGroup, group_id)
         if group is None:
             raise not_found("group", field=["input", "groupId"])
         instance = await session.get(ProductInstance, group.instance_id)
         assert instance is not None and group.id is not None
+        if granted and product != instance.product:
+            raise ServiceError(
+                ErrorCode.INVALID_INPUT,
+                f"{group.name} is a group of the {instance.product.title()} site "
+                f"{instance.name}: it can only be given {instance.product.title()} access",
+                field=["input", "product"],
+            )
         before = await billable_accounts(
             session, organization_id=instance.organization_id, product=product
         )

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from sqlalchemy import ColumnElement, and_, cast, exists, func, literal
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from recoverly.models import AuditEvent
@@ -30,3 +33,14 @@ def record(
     )
     session.add(event)
     return event
+
+
+def targets(dialect: str, target_type: str, target_id: int) -> ColumnElement[bool]:
+    """Events about one object: its type, and its ID among the event's JSON ``target_ids``."""
+    ids = col(AuditEvent.target_ids)
+    if dialect == "postgresql":
+        contains = cast(ids, JSONB).contains([target_id])
+    else:
+        values = func.json_each(ids).table_valued("value")
+        contains = exists(select(literal(1)).select_from(values).where(values.c.value == target_id))
+    return and_(col(AuditEvent.target_type) == target_type, contains)

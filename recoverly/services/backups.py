@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import time
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from pathlib import Path
 
-from sqlalchemy import delete
+from sqlalchemy import delete, update
 from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
 
 from recoverly.jobs import JobArgs, JobDefinition, JobInfo
 from recoverly.models import (
+    FINAL_BACKUP_STATUSES,
     Backup,
     BackupCopy,
     BackupLocation,
@@ -20,11 +24,12 @@ from recoverly.models import (
     ProductInstance,
     StorageMode,
 )
-from recoverly.products.export import export_instance
+from recoverly.products.export import ExportStopped, count_rows, export_instance
 from recoverly.services import audit, operations
-from recoverly.services.archives import customer_store
-from recoverly.services.errors import not_found
+from recoverly.services.archives import customer_store, store_for
+from recoverly.services.errors import ErrorCode, ServiceError, not_found
 from recoverly.services.incidents import cite, report
+from recoverly.services.progress import ProgressPublisher, progress_event, topic_of
 from recoverly.services.runtime import Runtime
 from recoverly.services.scoping import Scope
 from recoverly.services.secrets import needs_sealing, open_bucket, seal_bucket
@@ -32,6 +37,7 @@ from recoverly.storage import StorageError
 
 log = logging.getLogger(__name__)
 BACKUP_JOB = "backup.run"
+STOP_CHECK_SECONDS = 0.5  # how often a running export asks whether it was canceled
 
 
 def backup_job(runtime: Runtime) -> JobDefinition:
@@ -65,10 +71,17 @@ async def start_backup(
 ) -> Backup:
     """Queue a backup of one instance; DESTINATION_BUSY while another operation runs on it."""
     assert runtime.runner is not None
-    async with runtime.db.transaction() as session:
+    async with runtime.db.session() as session:
         instance = await scope.get(session, ProductInstance, instance_id)
-        if instance is None:
-            raise not_found("site", field=["input", "instanceId"])
+    if instance is None:
+        raise not_found("site", field=["input", "instanceId"])
+    items_total = await count_rows(
+        runtime.db,
+        instance=instance,
+        include_attachments=include_attachments,
+        include_users_and_groups=include_users_and_groups,
+    )
+    async with runtime.db.transaction() as session:
         backup = new_backup(
             runtime,
             instance,
@@ -78,10 +91,17 @@ async def start_backup(
             include_users_and_groups=include_users_and_groups,
             include_personal_spaces=include_personal_spaces,
         )
+        backup.items_total = items_total
         session.add(backup)
         await session.flush()
         assert backup.id is not None
-        await operations.acquire(session, instance_id=instance_id, kind="backup", ref_id=backup.id)
+        await operations.acquire(
+            session,
+            instance_id=instance_id,
+            kind="backup",
+            ref_id=backup.id,
+            field=["input", "instanceId"],
+        )
         await runtime.runner.enqueue(BACKUP_JOB, {"backup_id": backup.id}, session=session)
         audit.record(
             session,
@@ -92,6 +112,7 @@ async def start_backup(
             target_ids=[backup.id],
             details={"instance_id": instance_id, "policy_id": backup.policy_id},
         )
+    await runtime.bus.publish(topic_of(backup), progress_event(backup))
     return backup
 
 
@@ -117,6 +138,7 @@ def new_backup(
         include_personal_spaces=include_personal_spaces,
         created_by_id=created_by_id,
         created_at=runtime.now(),
+        message="queued: waiting for a worker",
     )
 
 
@@ -124,24 +146,47 @@ async def perform_backup(runtime: Runtime, *, backup_id: int, attempt: int = 1) 
     """Write the archive, store its copies, and mark the backup COMPLETED.
 
     Safe to run again after a crash: the archive is rewritten from scratch and copies
-    recorded by an interrupted attempt are replaced.
+    recorded by an interrupted attempt are replaced. A backup canceled meanwhile ends
+    CANCELED with no archive kept.
     """
     async with runtime.db.transaction() as session:
-        backup = await session.get(Backup, backup_id)
-        if backup is None or backup.status not in (BackupStatus.QUEUED, BackupStatus.IN_PROGRESS):
-            raise LookupError(f"backup {backup_id} is not waiting to run")
+        backup = await _locked(session, backup_id)
+        if backup is None:
+            raise LookupError(f"backup {backup_id} does not exist")
+        if backup.status in FINAL_BACKUP_STATUSES:
+            return backup  # canceled while queued: nothing to do
         instance = await session.get(ProductInstance, backup.instance_id)
         policy = await session.get(BackupPolicy, backup.policy_id) if backup.policy_id else None
-        backup.status = BackupStatus.IN_PROGRESS
+        if backup.status != BackupStatus.CANCELING:
+            backup.status = BackupStatus.IN_PROGRESS
+            backup.message = "reading the site"
         backup.started_at = backup.started_at or runtime.now()
         backup.attempts = attempt
         await session.exec(  # type: ignore[call-overload]
             delete(BackupCopy).where(col(BackupCopy.backup_id) == backup_id)
         )
     assert instance is not None
+    if not backup.items_total:  # made without start_backup (the demo's back-dated backups)
+        backup.items_total = await _count(runtime, instance, backup)
+        await _save_progress(runtime, backup_id, items_total=backup.items_total)
+    publisher = ProgressPublisher(runtime.bus, backup)
+    if backup.status == BackupStatus.CANCELING:
+        return await _finish_cancel(runtime, backup_id, publisher, copies=[])
+    await publisher.publish(force=True)
+    should_stop = _stop_check(runtime, backup_id)
     work_dir = runtime.settings.data_dir / "work"
     work_dir.mkdir(parents=True, exist_ok=True)
     path = work_dir / f"backup-{backup_id}.zip"
+
+    saved = {"at": time.monotonic()}
+
+    async def on_progress(done: int) -> None:
+        await publisher.publish(items_done=done)
+        if time.monotonic() - saved["at"] >= STOP_CHECK_SECONDS:
+            saved["at"] = time.monotonic()
+            await _save_progress(runtime, backup_id, items_done=publisher.row.items_done)
+
+    copies: list[BackupCopy] = []
     try:
         manifest = await export_instance(
             runtime.db,
@@ -150,40 +195,184 @@ async def perform_backup(runtime: Runtime, *, backup_id: int, attempt: int = 1) 
             include_attachments=backup.include_attachments,
             include_users_and_groups=backup.include_users_and_groups,
             include_personal_spaces=backup.include_personal_spaces,
+            on_progress=on_progress,
+            should_stop=should_stop,
         )
+        if await should_stop(force=True):
+            raise ExportStopped("canceled after the export")
+        await publisher.publish(force=True, message="storing the archive")
         copies, customer_failure = await _store_copies(
             runtime, backup=backup, policy=policy, path=path
         )
         checksum = _sha256_file(path)
+    except ExportStopped:
+        return await _finish_cancel(runtime, backup_id, publisher, copies=copies)
     finally:
         path.unlink(missing_ok=True)
+    rows_read = publisher.row.items_done
     async with runtime.db.transaction() as session:
-        backup = await session.get(Backup, backup_id)
+        backup = await _locked(session, backup_id)
         assert backup is not None
-        backup.status = BackupStatus.INCOMPLETE if customer_failure else BackupStatus.COMPLETED
+        if backup.status == BackupStatus.CANCELING:
+            canceled = True
+        else:
+            canceled = False
+            backup.status = BackupStatus.INCOMPLETE if customer_failure else BackupStatus.COMPLETED
+            backup.completed_at = runtime.now()
+            backup.size_bytes = manifest.size_bytes
+            backup.checksum = checksum
+            backup.entity_counts = dict(manifest.entity_counts)
+            backup.failure_reason = customer_failure
+            # Rows added or deleted while the export ran change the count it started from.
+            backup.items_done = backup.items_total = rows_read
+            backup.message = f"backed up {manifest.total_records} records" + (
+                f"; {customer_failure}" if customer_failure else ""
+            )
+            session.add_all(copies)
+            await operations.release(
+                session, instance_id=backup.instance_id, kind="backup", ref_id=backup_id
+            )
+    if canceled:
+        return await _finish_cancel(runtime, backup_id, publisher, copies=copies)
+    await publisher.publish(
+        force=True,
+        status=backup.status,
+        items_total=backup.items_total,
+        items_done=backup.items_done,
+        message=backup.message,
+        completed_at=backup.completed_at,
+    )
+    return backup
+
+
+async def cancel_backup(runtime: Runtime, scope: Scope, *, backup_id: int) -> Backup:
+    """Cancel a backup: a queued one at once, a running one when its export next checks
+    (then its partial archive is deleted). Either way no archive is kept and the site is
+    released."""
+    async with runtime.db.transaction() as session:
+        backup = await _locked(session, backup_id, scope=scope)
+        if backup is None:
+            raise not_found("backup", field=["input", "backupId"])
+        if backup.status in FINAL_BACKUP_STATUSES or backup.status == BackupStatus.CANCELING:
+            raise ServiceError(
+                ErrorCode.ALREADY_FINAL,
+                f"the backup is already {backup.status.lower().replace('_', ' ')}",
+                field=["input", "backupId"],
+            )
+        if backup.status == BackupStatus.QUEUED:
+            backup.status = BackupStatus.CANCELED
+            backup.completed_at = runtime.now()
+            backup.message = "canceled before it started: no archive was written"
+            await operations.release(
+                session, instance_id=backup.instance_id, kind="backup", ref_id=backup_id
+            )
+        else:
+            backup.status = BackupStatus.CANCELING
+            backup.message = "canceling: stopping the export, then deleting the partial archive"
+        audit.record(
+            session,
+            organization_id=backup.organization_id,
+            actor_id=scope.admin_id,
+            action="backup.cancel",
+            target_type="Backup",
+            target_ids=[backup_id],
+        )
+    await runtime.bus.publish(topic_of(backup), progress_event(backup))
+    return backup
+
+
+async def _locked(
+    session: AsyncSession, backup_id: int, *, scope: Scope | None = None
+) -> Backup | None:
+    """The backup row, locked for this transaction (PostgreSQL; SQLite writes are serial)."""
+    statement = select(Backup).where(col(Backup.id) == backup_id).with_for_update()
+    if scope is not None:
+        statement = scope.restrict(statement, Backup)
+    return (await session.exec(statement)).first()
+
+
+async def _count(runtime: Runtime, instance: ProductInstance, backup: Backup) -> int:
+    return await count_rows(
+        runtime.db,
+        instance=instance,
+        include_attachments=backup.include_attachments,
+        include_users_and_groups=backup.include_users_and_groups,
+    )
+
+
+async def _save_progress(runtime: Runtime, backup_id: int, **values: int) -> None:
+    async with runtime.db.transaction() as session:
+        await session.exec(  # type: ignore[call-overload]
+            update(Backup).where(col(Backup.id) == backup_id).values(**values)
+        )
+
+
+def _stop_check(runtime: Runtime, backup_id: int) -> Callable[..., Awaitable[bool]]:
+    """Whether the backup was canceled, read from the database at most every half second."""
+    last = {"at": 0.0, "stop": False}
+
+    async def should_stop(*, force: bool = False) -> bool:
+        if force or time.monotonic() - last["at"] >= STOP_CHECK_SECONDS:
+            async with runtime.db.session() as session:
+                status = (
+                    await session.exec(select(Backup.status).where(col(Backup.id) == backup_id))
+                ).one()
+            last["at"], last["stop"] = time.monotonic(), status == BackupStatus.CANCELING
+        return bool(last["stop"])
+
+    return should_stop
+
+
+async def _finish_cancel(
+    runtime: Runtime, backup_id: int, publisher: ProgressPublisher, *, copies: list[BackupCopy]
+) -> Backup:
+    """Delete whatever was stored, then CANCELED with the site released."""
+    for copy in copies:
+        await store_for(runtime, copy).delete(copy.key)
+    async with runtime.db.transaction() as session:
+        backup = await _locked(session, backup_id)
+        assert backup is not None
+        done, total = max(backup.items_done, publisher.row.items_done), backup.items_total
+        backup.status = BackupStatus.CANCELED
         backup.completed_at = runtime.now()
-        backup.size_bytes = manifest.size_bytes
-        backup.checksum = checksum
-        backup.entity_counts = dict(manifest.entity_counts)
-        backup.failure_reason = customer_failure
-        session.add_all(copies)
+        backup.items_done = done
+        backup.message = (
+            f"canceled after reading {done} of {total} items: its archive was deleted, "
+            "no copy is kept"
+        )
         await operations.release(
             session, instance_id=backup.instance_id, kind="backup", ref_id=backup_id
         )
+    await publisher.publish(
+        force=True,
+        status=BackupStatus.CANCELED,
+        items_done=backup.items_done,
+        message=backup.message,
+        completed_at=backup.completed_at,
+    )
     return backup
 
 
 async def fail_backup(runtime: Runtime, *, backup_id: int, reason: str) -> None:
+    """The last attempt failed: FAILED with its reason (a cancel asked meanwhile wins)."""
     async with runtime.db.transaction() as session:
-        backup = await session.get(Backup, backup_id)
-        if backup is None:
+        backup = await _locked(session, backup_id)
+        if backup is None or backup.status in FINAL_BACKUP_STATUSES:
             return
-        backup.status = BackupStatus.FAILED
-        backup.failure_reason = reason
+        canceling = backup.status == BackupStatus.CANCELING
+        backup.status = BackupStatus.CANCELED if canceling else BackupStatus.FAILED
+        backup.failure_reason = None if canceling else reason
         backup.completed_at = runtime.now()
+        backup.message = (
+            "canceled: no archive was kept"
+            if canceling
+            else f"failed after reading {backup.items_done} of {backup.items_total} items: "
+            f"{reason}; no archive was kept"
+        )
         await operations.release(
             session, instance_id=backup.instance_id, kind="backup", ref_id=backup_id
         )
+    await runtime.bus.publish(topic_of(backup), progress_event(backup))
 
 
 def internal_key(backup: Backup) -> str:

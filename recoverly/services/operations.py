@@ -15,8 +15,11 @@ from recoverly.models import InstanceOperation
 from recoverly.services.errors import ErrorCode, ServiceError
 
 
-async def acquire(session: AsyncSession, *, instance_id: int, kind: str, ref_id: int) -> None:
-    """Take the instance's lock in the caller's transaction, or raise DESTINATION_BUSY."""
+async def acquire(
+    session: AsyncSession, *, instance_id: int, kind: str, ref_id: int, field: list[str]
+) -> None:
+    """Take the instance's lock in the caller's transaction, or raise DESTINATION_BUSY
+    pointing at the input ``field`` that names the site."""
     try:
         async with session.begin_nested():
             session.add(InstanceOperation(instance_id=instance_id, kind=kind, ref_id=ref_id))
@@ -25,6 +28,7 @@ async def acquire(session: AsyncSession, *, instance_id: int, kind: str, ref_id:
             ErrorCode.DESTINATION_BUSY,
             "a backup or restore is already in progress on this site; "
             "wait for it to finish, then try again",
+            field=field,
         ) from None
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass, fields, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -10,7 +11,7 @@ from sqlalchemy import func, update
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from recoverly.models import BackupPolicy, ProductInstance, Schedule, StorageMode
+from recoverly.models import Backup, BackupPolicy, ProductInstance, Schedule, StorageMode
 from recoverly.services import audit
 from recoverly.services.archives import customer_store
 from recoverly.services.backups import start_backup
@@ -50,22 +51,11 @@ async def create_policy(
         name = check_name(name, field=["input", "name"])
     if start_at is not None:
         check_datetime(start_at, now=runtime.now(), field=["input", "startAt"])
-    if (storage == StorageMode.INTERNAL_AND_CUSTOMER) != (customer_bucket is not None):
-        raise ServiceError(
-            ErrorCode.INVALID_INPUT,
-            "a customer bucket is required with storage INTERNAL_AND_CUSTOMER, and only then",
-            field=["input", "customerBucket"],
-        )
-    if customer_bucket is not None:
-        customer_bucket = check_customer_bucket(
-            customer_bucket,
-            allow_private=runtime.settings.allow_private_endpoints,
-            field=["input", "customerBucket"],
-        )
+    check_storage(storage, customer_bucket)
     async with runtime.db.session() as session:
         await _check_site(session, scope, instance_id)
     if customer_bucket is not None:
-        await probe_bucket(runtime, customer_bucket, field=["input", "customerBucket"])
+        customer_bucket = await checked_bucket(runtime, customer_bucket)
     async with runtime.db.transaction() as session:
         instance = await _check_site(session, scope, instance_id)
         policy = BackupPolicy(
@@ -114,6 +104,16 @@ async def _check_site(session: AsyncSession, scope: Scope, instance_id: int) -> 
             field=["input", "instanceId"],
         )
     return instance
+
+
+async def checked_bucket(runtime: Runtime, bucket: dict[str, Any]) -> dict[str, Any]:
+    """A customer bucket as entered, checked part by part and then probed."""
+    field = ["input", "customerBucket"]
+    checked = check_customer_bucket(
+        bucket, allow_private=runtime.settings.allow_private_endpoints, field=field
+    )
+    await probe_bucket(runtime, checked, field=field)
+    return checked
 
 
 async def probe_bucket(runtime: Runtime, bucket: dict[str, Any], *, field: list[str]) -> None:
@@ -187,6 +187,119 @@ async def set_policy_active(
             target_ids=[policy.id],
         )
     return policy
+
+
+def check_storage(storage: StorageMode, customer_bucket: dict[str, Any] | None) -> None:
+    """A customer bucket goes with storage INTERNAL_AND_CUSTOMER, and only with it."""
+    if (storage == StorageMode.INTERNAL_AND_CUSTOMER) != (customer_bucket is not None):
+        raise ServiceError(
+            ErrorCode.INVALID_INPUT,
+            "a customer bucket is required with storage INTERNAL_AND_CUSTOMER, and only then",
+            field=["input", "customerBucket"],
+        )
+    if customer_bucket is not None and not customer_bucket.get("bucket"):
+        raise ServiceError(
+            ErrorCode.INVALID_INPUT,
+            "the customer bucket needs a name",
+            field=["input", "customerBucket", "bucket"],
+        )
+
+
+@dataclass(frozen=True)
+class PolicyChanges:
+    """What ``update_policy`` changes; None leaves a setting as it is. Storage INTERNAL
+    drops the customer bucket; a bucket given alone replaces the current one."""
+
+    name: str | None = None
+    schedule: Schedule | None = None
+    include_attachments: bool | None = None
+    include_users_and_groups: bool | None = None
+    include_personal_spaces: bool | None = None
+    storage: StorageMode | None = None
+    customer_bucket: dict[str, Any] | None = None
+    next_run_at: datetime | None = None
+
+
+async def update_policy(
+    runtime: Runtime, scope: Scope, *, policy_id: int, changes: PolicyChanges
+) -> BackupPolicy:
+    """Change a policy's settings; a new schedule moves the next run accordingly. Inputs
+    are checked as on creation, and a new customer bucket is probed before anything changes."""
+    if changes.name is not None:
+        changes = replace(changes, name=check_name(changes.name, field=["input", "name"]))
+    if changes.next_run_at is not None:
+        check_datetime(changes.next_run_at, now=runtime.now(), field=["input", "nextRunAt"])
+    new_bucket = None
+    if changes.customer_bucket is not None:
+        async with runtime.db.session() as session:
+            if await scope.get(session, BackupPolicy, policy_id) is None:
+                raise not_found("backup policy", field=["input", "policyId"])
+        new_bucket = await checked_bucket(runtime, changes.customer_bucket)
+        changes = replace(changes, customer_bucket=None)  # stored sealed below, never as entered
+    async with runtime.db.transaction() as session:
+        policy = await scope.get(session, BackupPolicy, policy_id)
+        if policy is None:
+            raise not_found("backup policy", field=["input", "policyId"])
+        storage = changes.storage or policy.storage
+        bucket = seal_bucket(runtime.secrets, new_bucket) if new_bucket else None
+        if bucket is None and storage == StorageMode.INTERNAL_AND_CUSTOMER:
+            bucket = policy.customer_bucket
+        check_storage(storage, bucket)
+        changed = [
+            f.name
+            for f in fields(changes)
+            if getattr(changes, f.name) is not None
+            and getattr(changes, f.name) != getattr(policy, f.name)
+        ]
+        if new_bucket is not None:
+            changed.append("customer_bucket")
+        for name in changed:
+            if name != "customer_bucket":
+                setattr(policy, name, getattr(changes, name))
+        policy.customer_bucket = bucket
+        if "schedule" in changed and changes.next_run_at is None and policy.active:
+            policy.next_run_at = _rescheduled(policy, runtime.now())
+        assert policy.id is not None
+        audit.record(
+            session,
+            organization_id=policy.organization_id,
+            actor_id=scope.admin_id,
+            action="backup_policy.update",
+            target_type="BackupPolicy",
+            target_ids=[policy.id],
+            details={"changed": changed},
+        )
+    return policy
+
+
+async def delete_policy(runtime: Runtime, scope: Scope, *, policy_id: int) -> int:
+    """Delete a policy; its backups stay (without a policy) until their copies expire."""
+    async with runtime.db.transaction() as session:
+        policy = await scope.get(session, BackupPolicy, policy_id)
+        if policy is None:
+            raise not_found("backup policy", field=["input", "policyId"])
+        await session.exec(  # type: ignore[call-overload]
+            update(Backup).where(col(Backup.policy_id) == policy_id).values(policy_id=None)
+        )
+        await session.delete(policy)
+        audit.record(
+            session,
+            organization_id=policy.organization_id,
+            actor_id=scope.admin_id,
+            action="backup_policy.delete",
+            target_type="BackupPolicy",
+            target_ids=[policy_id],
+            details={"name": policy.name, "instance_id": policy.instance_id},
+        )
+    return policy_id
+
+
+def _rescheduled(policy: BackupPolicy, now: datetime) -> datetime | None:
+    """The next run under a new schedule: one interval after the last run, not before now."""
+    interval = INTERVALS.get(policy.schedule)
+    if policy.last_run_at is None:
+        return policy.next_run_at or now
+    return None if interval is None else max(policy.last_run_at + interval, now)
 
 
 def _next_after(policy: BackupPolicy, moment: datetime) -> datetime | None:

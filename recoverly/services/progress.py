@@ -1,16 +1,37 @@
-"""Restore progress events: one JSON-safe shape for the bus, the API and the database row."""
+"""Progress events of restores and backups: one JSON-safe shape for the bus, the API and the
+database row, with a rate and an ETA from a moving window while the work runs."""
 
 from __future__ import annotations
 
 import time
+from collections import deque
 from typing import Any
 
 from recoverly.events import EventBus
-from recoverly.models import Restore, utcnow
+from recoverly.models import (
+    FINAL_BACKUP_STATUSES,
+    FINAL_RESTORE_STATUSES,
+    Backup,
+    BackupStatus,
+    Restore,
+    RestoreStatus,
+    utcnow,
+)
+
+RATE_WINDOW_SECONDS = 10.0
 
 
 def restore_topic(restore_id: int) -> str:
     return f"restore:{restore_id}"
+
+
+def backup_topic(backup_id: int) -> str:
+    return f"backup:{backup_id}"
+
+
+def topic_of(row: Restore | Backup) -> str:
+    assert row.id is not None
+    return restore_topic(row.id) if isinstance(row, Restore) else backup_topic(row.id)
 
 
 def percent(done: int, total: int) -> float:
@@ -19,49 +40,99 @@ def percent(done: int, total: int) -> float:
     return round(min(100.0, 100.0 * done / total), 2)
 
 
-def progress_event(restore: Restore) -> dict[str, Any]:
-    """The restore's current state as a progress event."""
-    assert restore.id is not None
-    return {
-        "restore_id": restore.id,
-        "status": str(restore.status),
-        "phase": str(restore.phase) if restore.phase else None,
-        "items_done": restore.items_done,
-        "items_total": restore.items_total,
-        "percent": percent(restore.items_done, restore.items_total),
-        "message": restore.message,
-        "at": (
-            restore.finished_at or restore.started_at or restore.created_at or utcnow()
-        ).isoformat(),
+def is_final(row: Restore | Backup) -> bool:
+    if isinstance(row, Restore):
+        return row.status in FINAL_RESTORE_STATUSES
+    return row.status in FINAL_BACKUP_STATUSES
+
+
+def progress_event(row: Restore | Backup) -> dict[str, Any]:
+    """The row's current state as a progress event (no rate: a row holds no history)."""
+    assert row.id is not None
+    done = min(row.items_done, row.items_total) if row.items_total else row.items_done
+    completed = row.status in (RestoreStatus.COMPLETED, BackupStatus.COMPLETED)
+    event: dict[str, Any] = {
+        "status": str(row.status),
+        "items_done": done,
+        "items_total": row.items_total,
+        # Nothing to do is done at once: a completed run is 100%, even of zero items.
+        "percent": 100.0 if completed else percent(done, row.items_total),
+        "message": row.message,
+        "items_per_second": None,
+        "eta_seconds": None,
     }
+    if isinstance(row, Restore):
+        event["restore_id"] = row.id
+        event["phase"] = str(row.phase) if row.phase else None
+        moment = row.finished_at or row.started_at or row.created_at
+    else:
+        event["backup_id"] = row.id
+        moment = row.completed_at or row.started_at or row.created_at
+    event["at"] = (moment or utcnow()).isoformat()
+    return event
+
+
+class RateWindow:
+    """Items per second over the last ``seconds``: recent speed, not the average since start."""
+
+    def __init__(self, seconds: float = RATE_WINDOW_SECONDS) -> None:
+        self.seconds = seconds
+        self.samples: deque[tuple[float, int]] = deque()
+
+    def add(self, done: int, now: float | None = None) -> None:
+        now = time.monotonic() if now is None else now
+        self.samples.append((now, done))
+        while len(self.samples) > 2 and now - self.samples[1][0] >= self.seconds:
+            self.samples.popleft()
+
+    def rate(self) -> float | None:
+        if len(self.samples) < 2:
+            return None
+        (t0, d0), (t1, d1) = self.samples[0], self.samples[-1]
+        if t1 - t0 < 0.5 or d1 <= d0:
+            return None
+        return round((d1 - d0) / (t1 - t0), 2)
 
 
 class ProgressPublisher:
-    """Publishes a restore's progress, throttled: on every status or phase change, and
-    otherwise when progress moved by about 1% or half a second passed."""
+    """Publishes a restore's or a backup's progress, throttled: on every status or phase
+    change, and otherwise when progress moved by about 1% or half a second passed.
+    ``items_done`` never decreases and never passes ``items_total``."""
 
-    def __init__(self, bus: EventBus, restore: Restore, *, min_interval: float = 0.5) -> None:
+    def __init__(self, bus: EventBus, row: Restore | Backup, *, min_interval: float = 0.5) -> None:
         self.bus = bus
-        self.restore = restore
+        self.row = row
         self.min_interval = min_interval
+        self.window = RateWindow()
         self._last: dict[str, Any] | None = None
         self._last_time = 0.0
 
     async def publish(self, *, force: bool = False, **changes: Any) -> None:
+        row = self.row
         for name, value in changes.items():
-            setattr(self.restore, name, value)
-        # items_done never decreases, whatever a resumed phase reports.
+            setattr(row, name, value)
         if self._last is not None:
-            self.restore.items_done = max(self.restore.items_done, self._last["items_done"])
-        event = progress_event(self.restore)
+            row.items_done = max(row.items_done, self._last["items_done"])
+        if row.items_total:
+            row.items_done = min(row.items_done, row.items_total)
+        self.window.add(row.items_done)
+        event = progress_event(row)
         event["at"] = utcnow().isoformat()
+        if not is_final(row):
+            rate = self.window.rate()
+            event["items_per_second"] = rate
+            if rate and row.items_total:
+                event["eta_seconds"] = round((row.items_total - row.items_done) / rate, 1)
         if force or self._due(event):
-            await self.bus.publish(restore_topic(event["restore_id"]), event)
+            await self.bus.publish(topic_of(row), event)
             self._last, self._last_time = event, time.monotonic()
 
     def _due(self, event: dict[str, Any]) -> bool:
         last = self._last
-        if last is None or (last["status"], last["phase"]) != (event["status"], event["phase"]):
+        if last is None or (last["status"], last.get("phase")) != (
+            event["status"],
+            event.get("phase"),
+        ):
             return True
         if event["message"] != last["message"] and event["percent"] == last["percent"]:
             return time.monotonic() - self._last_time >= self.min_interval

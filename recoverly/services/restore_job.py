@@ -107,6 +107,7 @@ async def _verify(
         status=RestoreStatus.VALIDATING,
         phase=RestorePhase.VALIDATING,
         started_at=restore.started_at or runtime.now(),
+        message="checking the destination and the backup",
     )
     await publisher.publish(
         force=True,
@@ -135,13 +136,11 @@ async def _restore(
     publisher: ProgressPublisher,
 ) -> None:
     assert restore.id is not None
-    await _save(runtime, restore.id, status=RestoreStatus.IN_PROGRESS)
+    await _save(runtime, restore.id, status=RestoreStatus.IN_PROGRESS, message="restoring")
     await publisher.publish(force=True, status=RestoreStatus.IN_PROGRESS, message="restoring")
 
-    async def on_progress(phase: str, done: int, total: int) -> None:
-        await publisher.publish(
-            phase=RestorePhase(phase), items_done=done, items_total=total, message=None
-        )
+    async def on_progress(phase: str, done: int) -> None:
+        await publisher.publish(phase=RestorePhase(phase), items_done=done)
 
     async def should_stop() -> bool:
         async with runtime.db.session() as session:
@@ -165,12 +164,15 @@ async def _restore(
     await publisher.publish(force=True, phase=RestorePhase.FINALIZING, message="finalizing")
     if await should_stop():
         raise RestoreStopped()
+    written = sum(result.entity_counts.values())
     async with runtime.db.transaction() as session:
         row = await session.get(Restore, restore.id)
         assert row is not None
         row.status = RestoreStatus.COMPLETED
-        row.phase = RestorePhase.FINALIZING
-        row.items_done = row.items_total = publisher.restore.items_total
+        row.phase = None
+        # The plan's total, unless the destination changed since it was planned: a finished
+        # restore says exactly what it wrote.
+        row.items_done = row.items_total = written
         row.entity_counts = result.entity_counts
         row.skipped_spaces = result.skipped_spaces
         row.finished_at = runtime.now()
@@ -181,6 +183,8 @@ async def _restore(
     await publisher.publish(
         force=True,
         status=RestoreStatus.COMPLETED,
+        phase=None,
+        items_total=row.items_total,
         items_done=row.items_done,
         message=row.message,
         finished_at=row.finished_at,
@@ -207,14 +211,13 @@ async def _undo(
         if row is None:
             return
         row.status = status
+        row.phase = None
         row.finished_at = runtime.now()
         row.checkpoint = None
         row.failure_reason = None if status == RestoreStatus.CANCELED else reason
-        row.message = (
-            "canceled: the destination is unchanged"
-            if status == RestoreStatus.CANCELED
-            else f"{reason}; the destination is unchanged"
-        )
+        if publisher is not None:
+            row.items_done = max(row.items_done, publisher.row.items_done)
+        row.message = _undone(status, reason, row.items_done, row.items_total)
         await operations.release(
             session, instance_id=row.destination_id, kind="restore", ref_id=restore_id
         )
@@ -222,9 +225,22 @@ async def _undo(
     await publisher.publish(
         force=True,
         status=status,
+        phase=None,
+        items_done=row.items_done,
         message=row.message,
         failure_reason=row.failure_reason,
         finished_at=row.finished_at,
+    )
+
+
+def _undone(status: RestoreStatus, reason: str, done: int, total: int) -> str:
+    """What a canceled or failed restore undid, in words: its progress stays where it was."""
+    what = "canceled" if status == RestoreStatus.CANCELED else reason
+    if done == 0:
+        return f"{what} before any item was written: the destination is unchanged"
+    return (
+        f"{what} after {done} of {total} items: the {done} items written were removed, "
+        "the destination is as it was before the restore"
     )
 
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 
 from sqlmodel import col, select
@@ -73,14 +75,17 @@ async def check_request(
     destination = await scope.get(session, ProductInstance, request.destination_id)
     if destination is None:
         raise not_found("destination site", field=["input", "destinationId"])
-    if (
-        backup.product != destination.product
-        or backup.organization_id != destination.organization_id
-    ):
+    if backup.organization_id != destination.organization_id:
+        raise ServiceError(
+            ErrorCode.ORGANIZATION_MISMATCH,
+            "a backup can only be restored into a site of the organization it was made in",
+            field=["input", "destinationId"],
+        )
+    if backup.product != destination.product:
         raise ServiceError(
             ErrorCode.PRODUCT_MISMATCH,
             f"a {backup.product.title()} backup can only be restored into a "
-            f"{backup.product.title()} site of the same organization",
+            f"{backup.product.title()} site",
             field=["input", "destinationId"],
         )
     copies = (
@@ -114,11 +119,60 @@ async def check_destination_free(session: AsyncSession, destination: ProductInst
         )
 
 
+def busy_error() -> ServiceError:
+    return ServiceError(
+        ErrorCode.DESTINATION_BUSY,
+        "a backup or restore is already in progress on this site; "
+        "wait for it to finish, then try again",
+        field=["input", "destinationId"],
+    )
+
+
+@asynccontextmanager
+async def _archive(runtime: Runtime, checked: Checked) -> AsyncIterator[ArchiveReader]:
+    """The backup's archive, open for reading; a damaged one is BACKUP_NOT_AVAILABLE."""
+    assert checked.backup.id is not None
+    name = f"plan-{checked.backup.id}-{id(checked)}.zip"
+    try:
+        async with local_archive(runtime, checked.copy, name=name) as path:
+            limit = runtime.settings.archive_max_expansion_bytes
+            with ArchiveReader(path, max_expansion_bytes=limit) as reader:
+                yield reader
+    except (StorageError, ArchiveError) as error:
+        error_id = report(f"reading the archive of backup {checked.backup.id} failed", error)
+        message = cite("the backup's archive could not be read", error_id)
+        raise ServiceError(
+            ErrorCode.BACKUP_NOT_AVAILABLE, message, field=["input", "backupId"]
+        ) from None
+
+
+async def _plan(
+    runtime: Runtime, reader: ArchiveReader, checked: Checked, request: RestoreRequest
+) -> RestorePlan:
+    return await plan_restore(
+        runtime.db,
+        reader,
+        destination=checked.destination,
+        include_attachments=request.include_attachments,
+        include_users_and_groups=request.include_users_and_groups,
+    )
+
+
 async def start_restore(runtime: Runtime, scope: Scope, request: RestoreRequest) -> Restore:
     """Queue a restore. The destination lock, the restore row, its job and the audit event
-    commit together, so of concurrent calls on one destination exactly one wins."""
+    commit together, so of concurrent calls on one destination exactly one wins.
+
+    The restore is planned first (as ``restorePreview`` does), so its progress carries the
+    number of items it will write from the first event on."""
     assert runtime.runner is not None
     await verify_copy(runtime, scope, request.backup_id)
+    async with runtime.db.session() as session:
+        checked = await check_request(runtime, session, scope, request)
+        if await session.get(InstanceOperation, request.destination_id) is not None:
+            raise busy_error()
+        await check_destination_free(session, checked.destination)
+    async with _archive(runtime, checked) as reader:
+        plan = await _plan(runtime, reader, checked, request)
     async with runtime.db.transaction() as session:
         checked = await check_request(runtime, session, scope, request)
         restore = Restore(
@@ -129,13 +183,18 @@ async def start_restore(runtime: Runtime, scope: Scope, request: RestoreRequest)
             include_users_and_groups=request.include_users_and_groups,
             started_by_id=scope.admin_id,
             created_at=runtime.now(),
-            message="waiting for a worker",
+            items_total=plan.items_total,
+            message="queued: waiting for a worker",
         )
         session.add(restore)
         await session.flush()
         assert restore.id is not None
         await operations.acquire(
-            session, instance_id=request.destination_id, kind="restore", ref_id=restore.id
+            session,
+            instance_id=request.destination_id,
+            kind="restore",
+            ref_id=restore.id,
+            field=["input", "destinationId"],
         )
         await check_destination_free(session, checked.destination)
         await runtime.runner.enqueue(RESTORE_JOB, {"restore_id": restore.id}, session=session)
@@ -170,7 +229,7 @@ async def cancel_restore(runtime: Runtime, scope: Scope, *, restore_id: int) -> 
                 field=["input", "restoreId"],
             )
         restore.status = RestoreStatus.CANCELING
-        restore.message = "canceling: removing what was restored"
+        restore.message = "canceling: stopping, then removing what was restored"
         assert restore.id is not None
         audit.record(
             session,
@@ -197,26 +256,21 @@ async def preview_restore(runtime: Runtime, scope: Scope, request: RestoreReques
         preview.backup, preview.destination = checked.backup, checked.destination
         busy = await session.get(InstanceOperation, request.destination_id)
         if busy is not None:
-            preview.errors.append(
-                ServiceError(
-                    ErrorCode.DESTINATION_BUSY,
-                    "a backup or restore is already in progress on this site",
-                    field=["input", "destinationId"],
-                )
-            )
+            preview.errors.append(busy_error())
         try:
             await check_destination_free(session, checked.destination)
         except ServiceError as error:
             preview.errors.append(error)
-    assert checked.backup.id is not None
     try:
-        await _plan_preview(runtime, request, checked, preview)
-    except (StorageError, ArchiveError) as error:
-        error_id = report(f"restore preview of backup {checked.backup.id} failed", error)
-        message = cite("the backup's archive could not be read", error_id)
-        preview.errors.append(
-            ServiceError(ErrorCode.BACKUP_NOT_AVAILABLE, message, field=["input", "backupId"])
-        )
+        async with _archive(runtime, checked) as reader:
+            preview.plan = await _plan(runtime, reader, checked, request)
+            if preview.plan.groups_with_access:
+                members = await asyncio.to_thread(archived_group_members, reader)
+                preview.billing = await _billing_impact(
+                    runtime, checked.destination, preview.plan, members
+                )
+    except ServiceError as error:
+        preview.errors.append(error)
     return preview
 
 
@@ -233,28 +287,6 @@ async def verify_copy(runtime: Runtime, scope: Scope, backup_id: int) -> None:
         if not await check_copies(runtime, [copy]):
             return
         copies.remove(copy)
-
-
-async def _plan_preview(
-    runtime: Runtime, request: RestoreRequest, checked: Checked, preview: Preview
-) -> None:
-    async with local_archive(
-        runtime, checked.copy, name=f"preview-{checked.backup.id}.zip"
-    ) as path:
-        limit = runtime.settings.archive_max_expansion_bytes
-        with ArchiveReader(path, max_expansion_bytes=limit) as reader:
-            preview.plan = await plan_restore(
-                runtime.db,
-                reader,
-                destination=checked.destination,
-                include_attachments=request.include_attachments,
-                include_users_and_groups=request.include_users_and_groups,
-            )
-            if preview.plan.groups_with_access:
-                members = await asyncio.to_thread(archived_group_members, reader)
-                preview.billing = await _billing_impact(
-                    runtime, checked.destination, preview.plan, members
-                )
 
 
 def archived_group_members(reader: ArchiveReader) -> dict[str, set[str]]:

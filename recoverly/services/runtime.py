@@ -12,6 +12,7 @@ from recoverly.database import Database
 from recoverly.events import EventBus, InMemoryEventBus
 from recoverly.jobs import JobRunner
 from recoverly.models import utcnow
+from recoverly.services.auth import AuthCache
 from recoverly.services.rate_limits import RateLimiter
 from recoverly.services.secrets import SecretBox, secret_box
 from recoverly.settings import Settings
@@ -31,6 +32,7 @@ class Runtime:
     scheduler: Scheduler | None = None
     clock: Callable[[], datetime] = utcnow
     rate_limiter: RateLimiter = field(default_factory=RateLimiter)
+    auth_cache: AuthCache = field(default_factory=lambda: AuthCache(ttl=0))
 
     @cached_property
     def secrets(self) -> SecretBox:

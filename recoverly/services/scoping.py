@@ -11,7 +11,7 @@ from sqlalchemy import ColumnElement, Select
 from sqlmodel import SQLModel, col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from recoverly.models import Admin, Membership, ProductInstance, SiteGroup
+from recoverly.models import Admin, Membership, ProductInstance, SiteGroup, SiteUser
 
 RowT = TypeVar("RowT", bound=SQLModel)
 
@@ -25,11 +25,11 @@ class Scope:
 
     def condition(self, model: type[SQLModel]) -> ColumnElement[bool]:
         """The WHERE clause that restricts ``model`` to this scope."""
-        if model is SiteGroup:
+        if model is SiteGroup or model is SiteUser:
             owned = select(ProductInstance.id).where(
                 col(ProductInstance.organization_id).in_(self.organization_ids)
             )
-            return col(SiteGroup.instance_id).in_(owned)
+            return col(model.instance_id).in_(owned)  # type: ignore[attr-defined]
         if model.__name__ == "Organization":
             return col(model.id).in_(self.organization_ids)  # type: ignore[attr-defined]
         return col(model.organization_id).in_(self.organization_ids)  # type: ignore[attr-defined]

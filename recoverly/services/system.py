@@ -22,6 +22,7 @@ from pathlib import Path
 from recoverly.database import Database
 from recoverly.events import EventBus, InMemoryEventBus
 from recoverly.jobs import EmbeddedJobRunner, JobRunner
+from recoverly.services.auth import AuthCache
 from recoverly.services.backups import backup_job, reseal_copy_secrets
 from recoverly.services.policies import reseal_policy_secrets
 from recoverly.services.restore_job import restore_job
@@ -48,6 +49,7 @@ def build_runtime(
         db=db,
         internal_store=LocalBlobStore(settings.resolved_storage_dir()),
         bus=_event_bus(settings),
+        auth_cache=AuthCache(ttl=settings.auth_cache_seconds),
     )
     runner = _job_runner(settings, db, worker=worker)
     for definition in (backup_job(runtime), restore_job(runtime)):
@@ -71,6 +73,7 @@ async def start_runtime(runtime: Runtime, *, migrate: bool = True) -> None:
         if sealed:
             log.info("sealed %s customer credentials left in plain text", sealed)
     await runtime.bus.start()
+    await runtime.auth_cache.start(runtime.bus)
     if runtime.runner is not None:
         await runtime.runner.start()
     if runtime.scheduler is not None:
@@ -91,6 +94,7 @@ async def stop_runtime(runtime: Runtime) -> None:
         await runtime.scheduler.stop()
     if runtime.runner is not None:
         await runtime.runner.stop()
+    await runtime.auth_cache.stop()
     await runtime.bus.close()
     await runtime.db.dispose()
 

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import datetime
 from pathlib import Path
+
+import pytest
 
 from recoverly.database import Database
 from recoverly.models import (
@@ -19,7 +22,8 @@ from recoverly.models import (
     SiteUser,
 )
 from recoverly.products.archive_reader import ArchiveReader
-from tests.products.conftest import LIMIT, Seeded, count, export
+from recoverly.products.export import ExportStopped, count_rows
+from tests.products.conftest import LIMIT, Seeded, count, export, instance
 
 JIRA_TABLES = {
     "users": SiteUser,
@@ -109,3 +113,34 @@ async def test_options_leave_out_users_and_attachments(
         "jira/issues.jsonl",
         "jira/comments.jsonl",
     }
+
+
+async def test_progress_counts_every_row_read_and_a_stop_leaves_no_file(
+    db: Database, seeded: Seeded, tmp_path: Path
+) -> None:
+    jira = seeded.info.instances["acme_jira"]
+    site = await instance(db, jira)
+    total = await count_rows(
+        db, instance=site, include_attachments=True, include_users_and_groups=True
+    )
+    seen: list[int] = []
+
+    async def progress(done: int) -> None:
+        seen.append(done)
+
+    path = tmp_path / "progress.zip"
+    await export(db, jira, path, on_progress=progress)
+    assert seen == sorted(seen) and seen[-1] == total
+    path.unlink()
+
+    asked = 0
+
+    async def stop_after_three_chunks() -> bool:
+        nonlocal asked
+        asked += 1
+        return asked > 3
+
+    with pytest.raises(ExportStopped):
+        await export(db, jira, path, should_stop=stop_after_three_chunks)
+    leftovers = await asyncio.to_thread(lambda: list(tmp_path.glob("progress*")))
+    assert leftovers == [], "the partial archive is discarded"

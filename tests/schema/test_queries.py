@@ -11,7 +11,8 @@ from sqlalchemy import event
 
 from recoverly.models import Backup, BackupCopy, BackupLocation, BackupStatus, ProductKey, utcnow
 from recoverly.resolvers.global_ids import to_global_id
-from tests.conftest import OTHER_TOKEN, Deployment
+from recoverly.services.auth import hash_token
+from tests.conftest import DEMO_TOKEN, OTHER_TOKEN, Deployment
 
 ORGS = "{ viewer { email organizations { id name } } }"
 
@@ -40,10 +41,14 @@ async def test_globex_ids_resolve_to_null_for_the_demo_admin(deployment: Deploym
             {"id": global_id},
         )
         assert seen == {"node": None, "organization": None}
-    products = await deployment.gql(
-        "query($id: ID!) { products(organizationId: $id) { key } }", {"id": globex["id"]}
-    )
-    assert products["products"] == []
+    # A foreign organization ID is NOT_FOUND, exactly like an unknown one.
+    for org_id in (globex["id"], to_global_id("Organization", 999_999)):
+        errors = await deployment.errors(
+            "query($id: ID!) { products(organizationId: $id) { key } }", {"id": org_id}
+        )
+        assert [(e["message"], e["extensions"]["code"]) for e in errors] == [
+            ("organization not found", "NOT_FOUND")
+        ]
 
 
 async def test_node_of_garbage_id_is_null(deployment: Deployment) -> None:
@@ -163,6 +168,7 @@ async def test_statement_count_does_not_grow_with_page_size(
     engine = deployment.runtime.db.engine.sync_engine
     counts = {}
     for first in (5, 100):
+        deployment.runtime.auth_cache.forget(hash_token(DEMO_TOKEN))  # both authenticate
         statements.clear()
         event.listen(engine, "before_cursor_execute", count)
         try:
@@ -178,6 +184,43 @@ async def test_other_admin_sees_no_backups_of_initech(
     deployment: Deployment, many_backups: int
 ) -> None:
     org = to_global_id("Organization", many_backups)
-    data = await deployment.gql(PAGE, {"org": org, "first": 10}, token=OTHER_TOKEN)
-    assert data["backups"]["totalCount"] == 0
-    assert data["backups"]["edges"] == []
+    errors = await deployment.errors(PAGE, {"org": org, "first": 10}, token=OTHER_TOKEN)
+    assert [e["extensions"]["code"] for e in errors] == ["NOT_FOUND"]
+    assert "Initech" not in str(errors)
+
+
+async def test_a_request_uses_one_connection_and_counts_only_when_asked(
+    deployment: Deployment, many_backups: int
+) -> None:
+    org = to_global_id("Organization", many_backups)
+    deployment.runtime.auth_cache.forget(hash_token(DEMO_TOKEN))  # authentication included
+    checkouts: list[object] = []
+    statements: list[str] = []
+
+    def checkout(dbapi_connection: object, *args: object) -> None:
+        task = asyncio.current_task()
+        if task is None or not task.get_name().startswith("recoverly-"):
+            checkouts.append(dbapi_connection)
+
+    def execute(conn: object, cursor: object, statement: str, *args: object) -> None:
+        task = asyncio.current_task()
+        if task is None or not task.get_name().startswith("recoverly-"):
+            statements.append(statement)
+
+    engine = deployment.runtime.db.engine.sync_engine
+    event.listen(engine, "checkout", checkout)
+    event.listen(engine, "before_cursor_execute", execute)
+    try:
+        await deployment.gql(PAGE, {"org": org, "first": 100})
+        assert len(checkouts) == 1
+        assert sum("count(" in s.lower() for s in statements) == 1
+        checkouts.clear()
+        statements.clear()
+        without_total = PAGE.replace("totalCount ", "")
+        data = await deployment.gql(without_total, {"org": org, "first": 10})
+    finally:
+        event.remove(engine, "checkout", checkout)
+        event.remove(engine, "before_cursor_execute", execute)
+    assert len(data["backups"]["edges"]) == 10
+    assert len(checkouts) == 1
+    assert not any("count(" in s.lower() for s in statements)

@@ -108,10 +108,36 @@ async def test_restore_leaves_one_pending_review_per_group_with_access(
             )
         ).all()
     assert len(source_groups) >= 3
-    assert sorted(r["group"]["name"] for r in reviews) == sorted(source_groups)
+    # The demo's contractors lost their access after the backup: the restore brings it back.
+    assert sorted(r["group"]["name"] for r in reviews) == sorted([*source_groups, "contractors"])
     assert all(r["status"] == "PENDING" and r["product"] == "JIRA" for r in reviews)
     assert {r["group"]["instance"]["name"] for r in reviews} == {"Acme Jira Sandbox"}
     assert sandbox_access == [], "no access applied before an admin decides"
+
+
+async def test_the_demo_contractors_review_adds_billable_users(restored: Deployment) -> None:
+    """The demo's contractors lost their access after the backup: their review has a cost."""
+    [review] = [r for r in await pending(restored) if r["group"]["name"] == "contractors"]
+    expected = len(
+        await members(restored, review["group"]["id"]) - await billable_accounts(restored)
+    )
+    assert review["billableUsersAdded"] == expected > 0
+
+
+async def test_access_only_for_the_product_the_groups_site_serves(restored: Deployment) -> None:
+    [review] = [r for r in await pending(restored) if r["group"]["name"] == "developers"]
+    grant = """mutation($g: ID!, $p: ProductKey!) { grantProductAccess(input:
+      {groupId: $g, product: $p}) { group { productAccess } errors { code message field } } }"""
+    refused = await restored.gql(grant, {"g": review["group"]["id"], "p": "CONFLUENCE"})
+    assert refused["grantProductAccess"]["group"] is None
+    [error] = refused["grantProductAccess"]["errors"]
+    assert (error["code"], error["field"]) == ("INVALID_INPUT", ["input", "product"])
+    assert "Jira site" in error["message"]
+    node = await restored.gql(
+        "query($id: ID!) { node(id: $id) { ... on Group { productAccess } } }",
+        {"id": review["group"]["id"]},
+    )
+    assert node["node"]["productAccess"] == []
 
 
 async def test_billable_users_added_is_exact_with_shared_and_billable_members(
@@ -175,8 +201,8 @@ async def test_another_organizations_admin_can_neither_see_nor_decide(
 ) -> None:
     reviews = await pending(restored)
     assert reviews
-    seen = await restored.gql(PENDING, {"org": acme(restored)}, token=OTHER_TOKEN)
-    assert seen["pendingAccessReviews"] == []
+    errors = await restored.errors(PENDING, {"org": acme(restored)}, token=OTHER_TOKEN)
+    assert [e["extensions"]["code"] for e in errors] == ["NOT_FOUND"]
     node = await restored.gql(
         "query($id: ID!) { node(id: $id) { id } }", {"id": reviews[0]["id"]}, token=OTHER_TOKEN
     )
