@@ -1,5 +1,6 @@
-"""The Starlette app: ``/graphql`` (HTTP, websockets, GraphiQL), ``/healthz`` and GraphiQL's
-own assets; the lifespan migrates the database and starts the job runner."""
+"""The Starlette app: ``/graphql`` (HTTP, websockets, GraphiQL), ``/healthz``, the admin
+console at ``/`` and the assets of both; the lifespan migrates the database and starts the
+job runner."""
 
 from __future__ import annotations
 
@@ -34,6 +35,7 @@ from recoverly.services.system import build_runtime, start_runtime, stop_runtime
 from recoverly.settings import Settings, get_settings
 
 GRAPHIQL_DIR = Path(__file__).parent / "static" / "graphiql"
+CONSOLE_DIR = Path(__file__).parent / "static" / "console"
 UNAUTHORIZED = 4401
 INVALID_MESSAGE = 4400
 MESSAGE_TOO_BIG = 1009
@@ -211,6 +213,10 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
     async def healthz(request: Request) -> Response:
         return JSONResponse({"status": "ok"})
 
+    async def console(request: Request) -> Response:
+        # Static files need no token: the console signs in to /graphql itself.
+        return FileResponse(CONSOLE_DIR / "index.html", media_type="text/html")
+
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         await start_runtime(runtime)
@@ -224,6 +230,8 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
             Route("/graphql", AuthenticatedGraphQL(view), methods=["GET", "POST"]),
             WebSocketRoute("/graphql", graphql_ws),
             Route("/healthz", healthz),
+            Route("/", console, methods=["GET"]),
+            Mount("/console", StaticFiles(directory=CONSOLE_DIR), name="console"),
             Mount("/graphiql-assets", StaticFiles(directory=GRAPHIQL_DIR), name="graphiql"),
         ],
         lifespan=lifespan,

@@ -254,11 +254,12 @@ async def _seed(runtime: Runtime, settings: Settings, scale: int, graphql_url: s
         print("Recoverly demo completed: an earlier seed had been interrupted", flush=True)
     else:
         print("Recoverly demo already seeded", flush=True)
+    print(f"  Console:             {graphql_url.removesuffix('graphql')}#token={info.admin_token}")
     print(f"  GraphiQL:            {graphql_url}#token={info.admin_token}")
     print(f"  Acme admin token:    {info.admin_token}   (admin@acme.example)")
     print(f"  Globex admin token:  {info.other_token}   (admin@globex.example)")
     print(
-        "  The GraphiQL link signs in as the Acme admin (the token stays in the browser);",
+        "  Both links sign in as the Acme admin (the token stays in the browser);",
         flush=True,
     )
     print("  or paste a token into GraphiQL's token field.", flush=True)

@@ -95,6 +95,7 @@ PACKAGES = (
 )
 
 VERSIONS_FILE = "VERSIONS.txt"
+HEADER = "# Vendored GraphiQL assets, written by scripts/refresh_graphiql.py -- do not edit."
 # Files in the destination that this script owns (anything else, e.g.
 # index.html, is left alone). Used to remove assets of an older pin set.
 MANAGED_GLOBS = ("*.min.js", "*.min.css", "LICENSE.*", VERSIONS_FILE)
@@ -205,7 +206,7 @@ def refresh(dest: Path) -> list[tuple[str, str, str]]:
     width_pkg = max(len(r[0]) for r in rows)
     width_file = max(len(r[1]) for r in rows)
     lines = [
-        "# Vendored GraphiQL assets, written by scripts/refresh_graphiql.py -- do not edit.",
+        HEADER,
         "# Tarballs fetched with `npm pack` and verified against these npm integrities:",
         *(f"#   {spec} {integrity}" for spec, integrity in INTEGRITY.items()),
         "#",

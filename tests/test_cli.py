@@ -184,4 +184,5 @@ async def test_an_interrupted_demo_seed_is_completed_by_the_next_start(tmp_path:
         await second.stop()
     log = second.log_path.read_text()
     assert "Recoverly demo completed: an earlier seed had been interrupted" in log
+    assert f"Console:             {second.url}/#token={DEMO_TOKEN}" in log
     assert f"{4 - len(interrupted) + 1} backup" in log, "the interrupted one and the rest"
