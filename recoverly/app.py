@@ -4,7 +4,7 @@ request log; the lifespan migrates the database and starts the job runner."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -19,17 +19,19 @@ from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Receive, Scope, Send
-from starlette.websockets import WebSocket
+from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 from strawberry.asgi import ASGIWebSocketAdapter, GraphQL
 from strawberry.exceptions import ConnectionRejectionError
 from strawberry.extensions import SchemaExtension
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 from strawberry.types.unset import UNSET
 
+from recoverly import request_limits
 from recoverly.monitoring import metrics_server, probe_routes
 from recoverly.observability import tracing
 from recoverly.observability.graphql import OperationObserver, TracingExtension
 from recoverly.observability.requests import RequestLogMiddleware
+from recoverly.request_limits import RequestRejected
 from recoverly.resolvers.context import Context
 from recoverly.schema.broadcast import BroadcastData
 from recoverly.schema.schema import build_schema
@@ -40,10 +42,43 @@ from recoverly.settings import Settings, get_settings
 GRAPHIQL_DIR = Path(__file__).parent / "static" / "graphiql"
 CONSOLE_DIR = Path(__file__).parent / "static" / "console"
 UNAUTHORIZED = 4401
+INVALID_MESSAGE = 4400
+MESSAGE_TOO_BIG = 1009
 CONTEXT_KEY = "recoverly.context"
 
 
 class _WebSocketAdapter(ASGIWebSocketAdapter):
+    async def iter_json(
+        self, *, ignore_parsing_errors: bool = False
+    ) -> AsyncGenerator[object, None]:
+        """Messages as JSON; a frame too large or not a well-formed graphql-transport-ws
+        message closes the connection (1009, 4400) with a reason, not a traceback."""
+        limit = self.view.runtime.settings.max_websocket_message_bytes  # type: ignore[attr-defined]
+        try:
+            while self.ws.application_state != WebSocketState.DISCONNECTED:
+                message = await self.ws.receive()
+                if message["type"] == "websocket.disconnect":
+                    return
+                text = message.get("text")
+                if text is None:
+                    await self.close(INVALID_MESSAGE, "messages must be text")
+                    return
+                if len(text) > limit or (len(text) * 4 > limit and len(text.encode()) > limit):
+                    await self.close(MESSAGE_TOO_BIG, f"message larger than {limit} bytes")
+                    return
+                try:
+                    value = self.view.decode_json(text)
+                except ValueError:
+                    await self.close(INVALID_MESSAGE, "messages must be valid JSON")
+                    return
+                problem = request_limits.ws_message_problem(value)
+                if problem is not None:
+                    await self.close(INVALID_MESSAGE, problem)
+                    return
+                yield value
+        except WebSocketDisconnect:
+            return
+
     async def close(self, code: int, reason: str) -> None:
         # Strawberry closes rejected connection_init with 4403; the API promises 4401.
         if code == 4403:
@@ -86,6 +121,9 @@ class GraphQLView(GraphQL[Context, None]):
         )
         self.runtime = runtime
 
+    def decode_json(self, data: str | bytes) -> object:
+        return request_limits.decode_json(data, max_depth=self.runtime.settings.max_json_depth)
+
     def encode_json(self, data: object) -> str | bytes:
         # A broadcast event's frame is encoded once for all its subscribers.
         if isinstance(data, dict) and data.get("type") == "next":
@@ -123,6 +161,15 @@ class AuthenticatedGraphQL:
         if _wants_graphiql(request):
             page = FileResponse(GRAPHIQL_DIR / "index.html", media_type="text/html")
             return await page(scope, receive, send)
+        settings = self.view.runtime.settings
+        try:
+            length = request_limits.declared_length(scope)
+            if length is not None and length > settings.max_request_bytes:
+                raise RequestRejected(
+                    413, f"request body larger than {settings.max_request_bytes} bytes"
+                )
+        except RequestRejected as rejected:
+            return await rejected.response()(scope, receive, send)
         context = Context(runtime=self.view.runtime)
         try:
             if not await context.authenticate(request.headers.get("authorization")):
@@ -133,10 +180,30 @@ class AuthenticatedGraphQL:
                     **{"WWW-Authenticate": 'Bearer realm="recoverly"'},
                 )
                 return await denied(scope, receive, send)
+            try:
+                receive = await _checked_body(request, scope, receive, settings)
+            except RequestRejected as rejected:
+                return await rejected.response()(scope, receive, send)
             scope[CONTEXT_KEY] = context
             await self.view(scope, receive, send)
         finally:
             await context.db.close()
+
+
+async def _checked_body(
+    request: Request, scope: Scope, receive: Receive, settings: Settings
+) -> Receive:
+    """Read a POST body within the size limit and check its JSON, then replay it."""
+    if request.method != "POST":
+        return receive
+    body = await request_limits.read_body(scope, receive, max_bytes=settings.max_request_bytes)
+    if request.headers.get("content-type", "").startswith("application/json"):
+        request_limits.check_graphql_body(
+            body,
+            max_depth=settings.max_json_depth,
+            max_variables_bytes=settings.max_variables_bytes,
+        )
+    return request_limits.replay(body)
 
 
 def create_app(settings: Settings | None = None, *, runtime: Runtime | None = None) -> Starlette:

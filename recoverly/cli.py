@@ -57,6 +57,16 @@ def main(argv: list[str] | None = None) -> int:
     inspect.add_argument("file", type=Path)
     inspect.add_argument("--no-progress", action="store_true", help="no progress bar")
 
+    secrets = commands.add_parser("secrets", help="customer credentials at rest")
+    secrets_commands = secrets.add_subparsers(dest="secrets_command", required=True)
+    new_key = secrets_commands.add_parser(
+        "new-key", help="print a new key entry to put first in RECOVERLY_SECRET_KEYS"
+    )
+    new_key.add_argument("kid", help="the key's ID, e.g. k2")
+    secrets_commands.add_parser(
+        "reencrypt", help="re-seal every stored credential with the first (active) key"
+    )
+
     args = parser.parse_args(argv)
     try:
         settings = get_settings()
@@ -70,6 +80,8 @@ def main(argv: list[str] | None = None) -> int:
         return _worker(settings, args)
     if args.command == "health":
         return _health(settings, args)
+    if args.command == "secrets":
+        return _secrets(settings, args)
     return _inspect(settings, args)
 
 
@@ -117,6 +129,7 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
         log_config=None,
         ws="websockets-sansio",
         ws_per_message_deflate=False,
+        ws_max_size=settings.max_websocket_message_bytes,
     )
     try:
         uvicorn.Server(config).run(sockets=[listener])
@@ -170,6 +183,32 @@ async def _prepare(
     try:
         if demo_scale is not None:
             await _seed(runtime, settings, demo_scale, graphql_url)
+    finally:
+        await runtime.db.dispose()
+
+
+def _secrets(settings: Settings, args: argparse.Namespace) -> int:
+    from recoverly.services.secrets import SecretError, new_key_line
+
+    try:
+        if args.secrets_command == "new-key":
+            print(new_key_line(args.kid))
+            return 0
+        count = asyncio.run(_reencrypt(settings))
+    except SecretError as error:
+        print(f"recoverly secrets: {error}", file=sys.stderr)
+        return 2
+    print(f"re-sealed {count} stored credentials with the active key")
+    return 0
+
+
+async def _reencrypt(settings: Settings) -> int:
+    from recoverly.services.system import build_runtime, migrate_database, reseal_secrets
+
+    runtime = build_runtime(settings, with_scheduler=False)
+    try:
+        await migrate_database(runtime.db)
+        return await reseal_secrets(runtime, rotate=True)
     finally:
         await runtime.db.dispose()
 

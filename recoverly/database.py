@@ -75,6 +75,18 @@ class Database:
         async with self.engine.begin() as connection:
             await connection.run_sync(_upgrade)
 
+    async def scrub(self, tables: list[str]) -> None:
+        """Make overwritten values of ``tables`` unrecoverable from the database files: on
+        SQLite (deleted cells are zeroed, see ``secure_delete``) fold the WAL into the file
+        and truncate it; on PostgreSQL rewrite the tables (``VACUUM FULL``)."""
+        async with self.engine.connect() as connection:
+            autocommit = await connection.execution_options(isolation_level="AUTOCOMMIT")
+            if self.is_sqlite:
+                await autocommit.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+                return
+            for table in tables:
+                await autocommit.exec_driver_sql(f'VACUUM FULL "{table}"')
+
     async def dispose(self) -> None:
         await self.engine.dispose()
 
@@ -137,9 +149,11 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
         cursor.execute("PRAGMA busy_timeout=30000")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA secure_delete=FAST")
         cursor.close()
 
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(connection: Connection) -> None:
-        if not connection.get_execution_options().get(READ_ONLY, False):
+        options = connection.get_execution_options()
+        if not options.get(READ_ONLY, False) and options.get("isolation_level") != "AUTOCOMMIT":
             connection.exec_driver_sql("BEGIN IMMEDIATE")

@@ -6,7 +6,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import AliasChoices, Field, field_validator
+from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -26,6 +26,7 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = 8000
     production: bool = False
+    introspection: bool = False  # in production; always on in development
     cors_origins: str = ""  # comma-separated origins allowed to call the API from a browser
     demo_token: str | None = None
     demo_other_token: str | None = None
@@ -52,6 +53,17 @@ class Settings(BaseSettings):
     auth_cache_seconds: float = 5.0
     max_query_depth: int = 12
     max_query_tokens: int = 4000
+    allow_private_endpoints: bool = False
+    secret_keys: SecretStr | None = None  # "kid:base64key,..."; default: a key file in data_dir
+    max_query_cost: int = 10_000
+    max_query_aliases: int = 30
+    max_query_fields: int = 1000
+    rate_limit_points: int = 100_000
+    rate_limit_window_seconds: float = 60.0
+    max_request_bytes: int = 1024 * 1024
+    max_variables_bytes: int = 256 * 1024
+    max_json_depth: int = 32
+    max_websocket_message_bytes: int = 1024 * 1024
     document_cache_size: int = 1000  # parsed and validated documents kept (LRU)
     persisted_queries_file: Path | None = None  # registered documents (JSON)
     persisted_queries_only: bool = False  # run registered documents only

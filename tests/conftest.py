@@ -7,7 +7,7 @@ import asyncio
 import json
 import os
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -142,6 +142,12 @@ class Deployment:
         assert not body.get("errors"), body["errors"]
         return body["data"]  # type: ignore[no-any-return]
 
+    async def answered_meanwhile(self, attack: Awaitable[Any]) -> Any:
+        """Run ``attack`` while a normal query is in flight; the normal one must be answered."""
+        outcome, data = await asyncio.gather(attack, self.gql("{ viewer { email } }"))
+        assert data == {"viewer": {"email": "admin@acme.example"}}
+        return outcome
+
     async def errors(
         self, query: str, variables: dict[str, Any] | None = None, *, token: str = DEMO_TOKEN
     ) -> list[dict[str, Any]]:
@@ -182,7 +188,7 @@ class Deployment:
         )
 
 
-def make_settings(tmp_path: Path, database_url: str) -> Settings:
+def make_settings(tmp_path: Path, database_url: str, **overrides: Any) -> Settings:
     return Settings(
         data_dir=tmp_path,
         database_url=database_url,
@@ -191,15 +197,17 @@ def make_settings(tmp_path: Path, database_url: str) -> Settings:
         job_poll_seconds=0.05,
         retry_backoff_seconds=0.1,
         restore_chunk_size=250,
+        allow_private_endpoints=True,  # the moto S3 server listens on loopback
+        **overrides,
     )
 
 
 @asynccontextmanager
-async def deploy(backend: str, tmp_path: Path) -> AsyncIterator[Deployment]:
+async def deploy(backend: str, tmp_path: Path, **settings: Any) -> AsyncIterator[Deployment]:
     """A fresh database with the demo seeded, and a real server in front of it."""
     database_url, pg = await make_database_url(backend, tmp_path)
     try:
-        runtime = build_runtime(make_settings(tmp_path, database_url))
+        runtime = build_runtime(make_settings(tmp_path, database_url, **settings))
         await runtime.db.migrate()
         demo = await seed_demo(runtime.db, demo_token=DEMO_TOKEN, other_token=OTHER_TOKEN)
         await seed_demo_backups(runtime, demo)
@@ -238,6 +246,7 @@ class RunningServer:
             port=0,
             log_level="warning",
             ws="websockets-sansio",
+            timeout_graceful_shutdown=10,  # a connection left open never blocks the teardown
             ws_per_message_deflate=False,
             lifespan=lifespan,
         )

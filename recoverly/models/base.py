@@ -97,6 +97,7 @@ class BackupLocation(StrEnum):
 class CopyStatus(StrEnum):
     AVAILABLE = "AVAILABLE"
     EXPIRED = "EXPIRED"
+    MISSING = "MISSING"  # the blob was gone or unreadable when last checked
 
 
 class RestoreStatus(StrEnum):

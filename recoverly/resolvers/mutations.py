@@ -3,14 +3,15 @@ UserErrors. Every mutation goes through ``attempt`` so none leaks a ServiceError
 
 from __future__ import annotations
 
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
 from recoverly.resolvers.global_ids import decode_id
-from recoverly.services.errors import ServiceError, not_found
+from recoverly.services.errors import ErrorCode, ServiceError, not_found
 
 T = TypeVar("T")
+MAX_IDS = 1000
 
 
 @dataclass
@@ -26,15 +27,27 @@ async def attempt(operation: Awaitable[T]) -> Outcome[T]:
         return Outcome(None, [error])
 
 
-def require_id(global_id: str, type_name: str, *, field: list[str]) -> int:
-    """The row ID in a global ID of ``type_name``; NOT_FOUND for anything else."""
+def require_id(global_id: str, type_name: str, *, field: list[str], what: str | None = None) -> int:
+    """The row ID in a global ID of ``type_name``; NOT_FOUND for anything else, worded as
+    the service words it for a row that does not exist (``what``)."""
     row_id = decode_id(global_id, type_name)
     if row_id is None:
-        raise not_found(type_name_label(type_name), field=field)
+        raise not_found(what or type_name_label(type_name), field=field)
     return row_id
 
 
+def require_ids(global_ids: Sequence[str], type_name: str, *, field: list[str]) -> list[int]:
+    """The row IDs of a list argument: at most ``MAX_IDS`` (INVALID_INPUT beyond), each
+    decoded like ``require_id``."""
+    if len(global_ids) > MAX_IDS:
+        raise ServiceError(
+            ErrorCode.INVALID_INPUT,
+            f"at most {MAX_IDS} IDs per request, got {len(global_ids)}",
+            field=field,
+        )
+    return [require_id(i, type_name, field=field) for i in global_ids]
+
+
 def type_name_label(type_name: str) -> str:
-    return {"ProductInstance": "site", "BackupPolicy": "backup policy"}.get(
-        type_name, type_name.lower()
-    )
+    labels = {"ProductInstance": "site", "BackupPolicy": "backup policy"}
+    return (labels | {"AccessReview": "access review"}).get(type_name, type_name.lower())

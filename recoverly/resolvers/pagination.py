@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import re
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
@@ -13,8 +14,12 @@ from sqlalchemy.orm import aliased
 from sqlmodel import SQLModel, col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from recoverly.resolvers.global_ids import MAX_ROW_ID
+
 RowT = TypeVar("RowT", bound=SQLModel)
 MAX_PAGE_SIZE = 100
+_CURSOR_TEXT = re.compile(r"[A-Za-z0-9_=-]{1,40}")
+_CURSOR = re.compile(r"cursor:([1-9][0-9]{0,9})")
 
 
 class PaginationError(ValueError):
@@ -37,13 +42,17 @@ def encode_cursor(row_id: int) -> str:
 
 
 def decode_cursor(cursor: str) -> int:
-    try:
-        prefix, _, raw = base64.urlsafe_b64decode(cursor.encode()).decode().partition(":")
-        if prefix == "cursor" and raw.isdigit():
-            return int(raw)
-    except (binascii.Error, UnicodeDecodeError, ValueError):
-        pass
-    raise PaginationError(f"invalid cursor {cursor!r}")
+    """The row ID in a cursor this module made; anything else is a ``PaginationError``."""
+    if isinstance(cursor, str) and _CURSOR_TEXT.fullmatch(cursor):
+        try:
+            match = _CURSOR.fullmatch(base64.urlsafe_b64decode(cursor).decode("ascii"))
+        except (binascii.Error, UnicodeDecodeError, ValueError):
+            match = None
+        if match is not None:
+            row_id = int(match.group(1))
+            if row_id <= MAX_ROW_ID and encode_cursor(row_id) == cursor:
+                return row_id
+    raise PaginationError("invalid cursor: pass the endCursor or an edge cursor of a page")
 
 
 async def paginate(

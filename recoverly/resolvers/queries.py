@@ -33,6 +33,7 @@ from recoverly.resolvers.global_ids import decode_id, from_global_id
 from recoverly.resolvers.pagination import Page, paginate
 from recoverly.services import access, audit
 from recoverly.services.locations import Availability, availability
+from recoverly.services.rate_limits import Budget
 
 NODE_LOADERS = {
     "Organization": "organization",
@@ -118,7 +119,7 @@ async def restores(
     org_id = await require_organization(ctx, organization_id)
     statement = select(Restore).where(col(Restore.organization_id) == org_id)
     if status:
-        statement = statement.where(col(Restore.status).in_(status))
+        statement = statement.where(col(Restore.status).in_(set(status)))
     return await _page(ctx, statement, Restore, first=first, after=after)
 
 
@@ -248,3 +249,14 @@ async def pending_access_reviews(ctx: Context, organization_id: str) -> Sequence
 async def organization_billing(ctx: Context, organization_id: int) -> list[access.ProductBilling]:
     async with ctx.db.use() as session:
         return await access.organization_billing(session, organization_id)
+
+
+def rate_limit(ctx: Context) -> Budget:
+    """The caller's query budget in the current window."""
+    settings = ctx.runtime.settings
+    return ctx.runtime.rate_limiter.peek(
+        f"admin:{ctx.admin_id}",
+        limit=settings.rate_limit_points,
+        seconds=settings.rate_limit_window_seconds,
+        now=ctx.runtime.now(),
+    )

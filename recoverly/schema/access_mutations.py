@@ -8,7 +8,7 @@ import strawberry
 from strawberry.types import Info
 
 from recoverly import models
-from recoverly.resolvers.mutations import attempt, require_id
+from recoverly.resolvers.mutations import attempt, require_id, require_ids
 from recoverly.schema.access import AccessReview, Group
 from recoverly.schema.enums import ProductKey
 from recoverly.schema.errors import UserError, user_errors
@@ -44,9 +44,7 @@ async def _decide(
     ctx = info.context
 
     async def decide() -> list[models.AccessReview]:
-        ids = [
-            require_id(i, "AccessReview", field=["input", "reviewIds"]) for i in input.review_ids
-        ]
+        ids = require_ids(input.review_ids, "AccessReview", field=["input", "reviewIds"])
         return await access.decide_reviews(
             ctx.runtime, ctx.authenticated_scope, review_ids=ids, approve=approve
         )

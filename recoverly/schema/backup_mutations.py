@@ -29,7 +29,9 @@ class CustomerBucketInput:
 @strawberry.input
 class CreateBackupPolicyInput:
     instance_id: strawberry.ID
-    name: str = ""
+    name: str | None = strawberry.field(
+        default=None, description="1 to 200 characters; default: named after the schedule and site."
+    )
     schedule: Schedule = models.Schedule.ONCE
     include_attachments: bool = True
     include_users_and_groups: bool = True
@@ -37,7 +39,8 @@ class CreateBackupPolicyInput:
     storage: StorageMode = models.StorageMode.INTERNAL
     customer_bucket: CustomerBucketInput | None = None
     start_at: datetime | None = strawberry.field(
-        default=None, description="When the first run is due; default now."
+        default=None,
+        description="When the first run is due, with a time zone, within a year; default now.",
     )
 
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 import logging
 
 from graphql import GraphQLError
-from strawberry.extensions import MaskErrors
 
 from recoverly.resolvers.context import NotAuthenticatedError
 from recoverly.resolvers.pagination import PaginationError
@@ -65,12 +64,3 @@ def assign_codes(errors: list[GraphQLError]) -> list[GraphQLError]:
         else:
             log.info("GraphQL error %s at %s: %s", code, error.path or "-", error.message)
     return unexpected
-
-
-class MaskErrorsKeepingCodes(MaskErrors):
-    """Production masking: an unexpected error's message is hidden, its code stays."""
-
-    def anonymise_error(self, error: GraphQLError) -> GraphQLError:
-        masked = super().anonymise_error(error)
-        masked.extensions = {"code": classify(error)}
-        return masked

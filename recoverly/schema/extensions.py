@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 
 from graphql import OperationType
-from strawberry.extensions import SchemaExtension
+from strawberry.extensions import SchemaExtension, ValidationCache
 
 from recoverly.resolvers.context import Context
 
@@ -23,3 +23,14 @@ class ReadsBesideWrites(SchemaExtension):
         ):
             await context.db.release()
         yield
+
+
+class CachedValidation(ValidationCache):
+    """Strawberry's validation cache, except that a document an earlier hook already refused
+    (the cost analysis) is not validated at all: validating a fragment bomb is exponential."""
+
+    def on_validate(self) -> Iterator[None]:
+        if self.execution_context.pre_execution_errors:
+            yield
+            return
+        yield from super().on_validate()

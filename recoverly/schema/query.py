@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 import strawberry
@@ -42,8 +43,26 @@ NODE_TYPES: dict[str, Any] = {
 }
 
 
+@strawberry.type(description="The caller's query budget: cost points per time window.")
+class RateLimit:
+    limit: int = strawberry.field(description="Points per window.")
+    remaining: int
+    used: int
+    reset_at: datetime = strawberry.field(description="When the window ends and the budget resets.")
+
+
 @strawberry.type
 class Query:
+    @strawberry.field(description="Your query budget; each operation's cost is charged to it.")
+    def rate_limit(self, info: Info[Any, None]) -> RateLimit:
+        budget = queries.rate_limit(info.context)
+        return RateLimit(
+            limit=budget.limit,
+            remaining=budget.remaining,
+            used=budget.used,
+            reset_at=budget.reset_at,
+        )
+
     @strawberry.field(description="The authenticated admin.")
     def viewer(self, info: Info[Any, None]) -> Viewer:
         return Viewer.from_row(info.context.admin)

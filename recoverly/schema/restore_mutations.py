@@ -75,7 +75,10 @@ def to_request(input: StartRestoreInput) -> restores.RestoreRequest:
     return restores.RestoreRequest(
         backup_id=require_id(input.backup_id, "Backup", field=["input", "backupId"]),
         destination_id=require_id(
-            input.destination_id, "ProductInstance", field=["input", "destinationId"]
+            input.destination_id,
+            "ProductInstance",
+            field=["input", "destinationId"],
+            what="destination site",
         ),
         include_attachments=input.include_attachments,
         include_users_and_groups=input.include_users_and_groups,

@@ -1,4 +1,6 @@
-"""The Strawberry schema: roots joined, with depth and size limits, error codes and masking."""
+"""The Strawberry schema: roots joined, with cost, depth, size and alias limits, error codes,
+caches and persisted queries; in production, errors masked with error IDs, no introspection
+(unless enabled) and no field suggestions."""
 
 from __future__ import annotations
 
@@ -6,40 +8,35 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import strawberry
-from graphql import GraphQLError
+from graphql import GraphQLError, ValidationRule
+from graphql.validation import NoSchemaIntrospectionCustomRule
 from strawberry.extensions import (
     AddValidationRules,
     MaxTokensLimiter,
     ParserCache,
     SchemaExtension,
-    ValidationCache,
 )
-from strawberry.extensions.query_depth_limiter import create_validator
+from strawberry.extensions.max_aliases import create_validator as aliases_validator
+from strawberry.extensions.query_depth_limiter import create_validator as depth_validator
+from strawberry.schema.config import StrawberryConfig
 from strawberry.types import ExecutionContext, ExecutionResult
 from strawberry.types.graphql import OperationType
 
-from recoverly.resolvers.errors import BadUserInputError, NotFoundError
-from recoverly.resolvers.pagination import PaginationError
 from recoverly.schema.access_mutations import AccessMutations
 from recoverly.schema.backup_mutations import BackupMutations
 from recoverly.schema.backups import resolve_prefetched_directly
 from recoverly.schema.broadcast import BroadcastExecutor
-from recoverly.schema.error_codes import MaskErrorsKeepingCodes, assign_codes
-from recoverly.schema.extensions import ReadsBesideWrites
+from recoverly.schema.cost import QueryCost
+from recoverly.schema.error_codes import assign_codes
+from recoverly.schema.extensions import CachedValidation, ReadsBesideWrites
+from recoverly.schema.masking import MaskInternalErrors, should_mask
 from recoverly.schema.persisted_queries import PersistedQueries, load_registered
 from recoverly.schema.query import Query
 from recoverly.schema.restore_mutations import RestoreMutations
 from recoverly.schema.subscription import Subscription
 from recoverly.settings import Settings
 
-# Errors whose message is meant for the client even in production.
-CLIENT_ERRORS = (PaginationError, NotFoundError, BadUserInputError)
 HTTP_OPERATIONS = frozenset({OperationType.QUERY, OperationType.MUTATION})
-
-
-def _should_mask(error: GraphQLError) -> bool:
-    original = error.original_error
-    return original is not None and not isinstance(original, CLIENT_ERRORS)
 
 
 @strawberry.type
@@ -50,10 +47,17 @@ class Mutation(BackupMutations, RestoreMutations, AccessMutations):
 class RecoverlySchema(strawberry.Schema):
     """Every top-level error gets an ``extensions.code``; subscriptions are websocket-only."""
 
+    def __init__(self, *args: Any, production: bool, **kwargs: Any) -> None:
+        self.production = production
+        super().__init__(*args, **kwargs)
+
     def process_errors(
         self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
     ) -> None:
         unexpected = assign_codes(errors)
+        # In production, masked errors are logged once, with their error ID, by the masker.
+        if self.production:
+            unexpected = [e for e in unexpected if not should_mask(e)]
         if unexpected:
             super().process_errors(unexpected, execution_context)
 
@@ -74,7 +78,12 @@ def build_schema(
 ) -> strawberry.Schema:
     """The schema; ``observers`` (metrics, logs, traces) run outside the other extensions."""
     # Validation rules are made once: the validation cache is keyed by the rule classes too.
-    rules = [create_validator(settings.max_query_depth, None)]
+    rules: list[type[ValidationRule]] = [
+        depth_validator(settings.max_query_depth, None),
+        aliases_validator(settings.max_query_aliases),
+    ]
+    if settings.production and not settings.introspection:
+        rules.append(NoSchemaIntrospectionCustomRule)
     persisted = PersistedQueries(
         registered=(
             load_registered(settings.persisted_queries_file)
@@ -87,19 +96,22 @@ def build_schema(
     extensions: list[Callable[[], SchemaExtension]] = [
         *observers,
         persisted.extension,
+        lambda: QueryCost(settings=settings),
         lambda: MaxTokensLimiter(max_token_count=settings.max_query_tokens),
         lambda: AddValidationRules(rules),
         lambda: ParserCache(maxsize=settings.document_cache_size),
-        lambda: ValidationCache(maxsize=settings.document_cache_size),
+        lambda: CachedValidation(maxsize=settings.document_cache_size),
         ReadsBesideWrites,
     ]
     if settings.production:
-        extensions.append(lambda: MaskErrorsKeepingCodes(should_mask_error=_should_mask))
+        extensions.append(MaskInternalErrors)
     schema = RecoverlySchema(
         query=Query,
         mutation=Mutation,
         subscription=Subscription,
         extensions=extensions,
+        config=StrawberryConfig(disable_field_suggestions=settings.production),
+        production=settings.production,
         execution_context_class=BroadcastExecutor,
     )
     resolve_prefetched_directly(schema)

@@ -9,21 +9,25 @@ from typing import Any
 
 from recoverly.models import BackupCopy, BackupLocation
 from recoverly.services.runtime import Runtime
+from recoverly.services.secrets import open_bucket
 from recoverly.storage import BlobStore, LocalBlobStore, S3BlobStore, S3BucketConfig
 
 
-def customer_store(config: dict[str, Any]) -> BlobStore:
+def customer_store(runtime: Runtime, config: dict[str, Any]) -> BlobStore:
     """The customer's bucket: S3-compatible, or (``"kind": "local"``, for the demo) a
-    directory standing in for one."""
+    directory standing in for one. Endpoints follow the SSRF rules of the settings."""
     if config.get("kind") == "local":
         return LocalBlobStore(Path(config["root"]))
-    return S3BlobStore.from_config(S3BucketConfig.from_dict(config))
+    return S3BlobStore.from_config(
+        S3BucketConfig.from_dict(open_bucket(runtime.secrets, config)),
+        allow_private_endpoints=runtime.settings.allow_private_endpoints,
+    )
 
 
 def store_for(runtime: Runtime, copy: BackupCopy) -> BlobStore:
     if copy.location == BackupLocation.INTERNAL_STORAGE:
         return runtime.internal_store
-    return customer_store(copy.bucket or {})
+    return customer_store(runtime, copy.bucket or {})
 
 
 @asynccontextmanager

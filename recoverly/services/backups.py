@@ -28,9 +28,12 @@ from recoverly.products.export import ExportStopped, count_rows, export_instance
 from recoverly.services import audit, operations
 from recoverly.services.archives import customer_store, store_for
 from recoverly.services.errors import ErrorCode, ServiceError, not_found
+from recoverly.services.incidents import cite, report
 from recoverly.services.progress import ProgressPublisher, progress_event, topic_of
 from recoverly.services.runtime import Runtime
 from recoverly.services.scoping import Scope
+from recoverly.services.secrets import needs_sealing, open_bucket, seal_bucket
+from recoverly.storage import StorageError
 
 log = get_logger(__name__)
 BACKUP_JOB = "backup.run"
@@ -42,7 +45,11 @@ def backup_job(runtime: Runtime) -> JobDefinition:
         await perform_backup(runtime, backup_id=int(args["backup_id"]), attempt=info.attempt)
 
     async def give_up(args: JobArgs, reason: str) -> None:
-        await fail_backup(runtime, backup_id=int(args["backup_id"]), reason=reason)
+        backup_id = int(args["backup_id"])
+        error_id = report(f"backup {backup_id} gave up: {reason}")
+        attempts = runtime.settings.backup_max_attempts
+        message = f"the backup could not be completed after {attempts} attempts"
+        await fail_backup(runtime, backup_id=backup_id, reason=cite(message, error_id))
 
     return JobDefinition(
         name=BACKUP_JOB,
@@ -199,7 +206,9 @@ async def perform_backup(runtime: Runtime, *, backup_id: int, attempt: int = 1) 
             raise ExportStopped("canceled after the export")
         set_phase("storing")
         await publisher.publish(force=True, message="storing the archive")
-        copies = await _store_copies(runtime, backup=backup, policy=policy, path=path)
+        copies, customer_failure = await _store_copies(
+            runtime, backup=backup, policy=policy, path=path
+        )
         checksum = _sha256_file(path)
     except ExportStopped:
         return await _finish_cancel(runtime, backup_id, publisher, copies=copies)
@@ -213,15 +222,17 @@ async def perform_backup(runtime: Runtime, *, backup_id: int, attempt: int = 1) 
             canceled = True
         else:
             canceled = False
-            backup.status = BackupStatus.COMPLETED
+            backup.status = BackupStatus.INCOMPLETE if customer_failure else BackupStatus.COMPLETED
             backup.completed_at = runtime.now()
             backup.size_bytes = manifest.size_bytes
             backup.checksum = checksum
             backup.entity_counts = dict(manifest.entity_counts)
-            backup.failure_reason = None
+            backup.failure_reason = customer_failure
             # Rows added or deleted while the export ran change the count it started from.
             backup.items_done = backup.items_total = rows_read
-            backup.message = f"backed up {manifest.total_records} records"
+            backup.message = f"backed up {manifest.total_records} records" + (
+                f"; {customer_failure}" if customer_failure else ""
+            )
             session.add_all(copies)
             await operations.release(
                 session, instance_id=backup.instance_id, kind="backup", ref_id=backup_id
@@ -230,7 +241,7 @@ async def perform_backup(runtime: Runtime, *, backup_id: int, attempt: int = 1) 
         return await _finish_cancel(runtime, backup_id, publisher, copies=copies)
     await publisher.publish(
         force=True,
-        status=BackupStatus.COMPLETED,
+        status=backup.status,
         items_total=backup.items_total,
         items_done=backup.items_done,
         message=backup.message,
@@ -398,7 +409,9 @@ def internal_key(backup: Backup) -> str:
 
 async def _store_copies(
     runtime: Runtime, *, backup: Backup, policy: BackupPolicy | None, path: Path
-) -> list[BackupCopy]:
+) -> tuple[list[BackupCopy], str | None]:
+    """The internal copy, and the customer copy when the policy asks for one. A customer
+    copy that cannot be written does not lose the backup: the reason comes back instead."""
     assert backup.id is not None
     key = internal_key(backup)
     size = await runtime.internal_store.put_file(key, path)
@@ -415,7 +428,11 @@ async def _store_copies(
         )
     ]
     if policy is not None and policy.storage == StorageMode.INTERNAL_AND_CUSTOMER:
-        await customer_store(policy.customer_bucket or {}).put_file(key, path)
+        try:
+            await customer_store(runtime, policy.customer_bucket or {}).put_file(key, path)
+        except StorageError as error:
+            error_id = report(f"customer copy of backup {backup.id} failed", error)
+            return copies, cite(customer_copy_failure(error), error_id)
         copies.append(
             BackupCopy(
                 backup_id=backup.id,
@@ -426,7 +443,35 @@ async def _store_copies(
                 created_at=backup.created_at,
             )
         )
-    return copies
+    return copies, None
+
+
+async def reseal_copy_secrets(runtime: Runtime, *, rotate: bool) -> int:
+    """Like ``policies.reseal_policy_secrets``, for the bucket recorded with each copy."""
+    box = runtime.secrets
+    async with runtime.db.transaction() as session:
+        statement = select(BackupCopy).where(
+            col(BackupCopy.location) == BackupLocation.CUSTOMER_STORAGE
+        )
+        rows = (await session.exec(statement)).all()
+        changed = [c for c in rows if needs_sealing(box, c.bucket, rotate=rotate)]
+        for copy in changed:
+            copy.bucket = seal_bucket(box, open_bucket(box, copy.bucket or {}))
+    return len(changed)
+
+
+def customer_copy_failure(error: StorageError) -> str:
+    """Why the customer copy is missing, in words for the customer (no paths, no keys)."""
+    cause = {
+        "missing_bucket": "the bucket no longer exists",
+        "denied": "the bucket refused the policy's credentials",
+        "refused": "the bucket's endpoint is not allowed",
+        "unreachable": "the bucket could not be reached",
+    }.get(error.kind, "the bucket did not accept the archive")
+    return (
+        f"the copy in your bucket could not be written ({cause}); "
+        "the copy in internal storage is kept"
+    )
 
 
 def _sha256_file(path: Path) -> str:

@@ -9,6 +9,10 @@ from datetime import datetime
 from recoverly.models import Backup, BackupCopy, BackupLocation, BackupStatus, CopyStatus
 
 RESTORABLE_STATUSES = frozenset({BackupStatus.COMPLETED, BackupStatus.INCOMPLETE})
+PLACES = {
+    BackupLocation.INTERNAL_STORAGE: "internal storage",
+    BackupLocation.CUSTOMER_STORAGE: "your bucket",
+}
 NO_COPY_HINT = (
     "create a backup policy with customer storage, or run a new backup, to have a restorable copy"
 )
@@ -42,6 +46,13 @@ def availability(backup: Backup, copies: Sequence[BackupCopy], now: datetime) ->
     for location in (BackupLocation.INTERNAL_STORAGE, BackupLocation.CUSTOMER_STORAGE):
         if location in live:
             return Availability(live[location], None)
+    missing = [PLACES[c.location] for c in copies if c.status == CopyStatus.MISSING]
+    if missing:
+        return Availability(
+            None,
+            f"the archive is missing or unreadable in {' and in '.join(sorted(set(missing)))}: "
+            f"{NO_COPY_HINT}",
+        )
     return Availability(
         None,
         "the copy in internal storage expired after the retention period and there is "

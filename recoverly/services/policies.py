@@ -3,22 +3,29 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import update
+from sqlalchemy import func, update
 from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
 
 from recoverly.models import Backup, BackupPolicy, ProductInstance, Schedule, StorageMode
 from recoverly.services import audit
+from recoverly.services.archives import customer_store
 from recoverly.services.backups import start_backup
 from recoverly.services.errors import ErrorCode, ServiceError, not_found
+from recoverly.services.incidents import cite, report
 from recoverly.services.runtime import Runtime
 from recoverly.services.scoping import Scope
+from recoverly.services.secrets import needs_sealing, open_bucket, seal_bucket
+from recoverly.services.validation import check_customer_bucket, check_datetime, check_name
+from recoverly.storage import S3BlobStore, StorageError
 
 log = logging.getLogger(__name__)
 BUSY_RETRY = timedelta(minutes=1)
+MAX_POLICIES_PER_SITE = 50
 INTERVALS = {Schedule.DAILY: timedelta(days=1), Schedule.WEEKLY: timedelta(weeks=1)}
 
 
@@ -27,7 +34,7 @@ async def create_policy(
     scope: Scope,
     *,
     instance_id: int,
-    name: str,
+    name: str | None,
     schedule: Schedule,
     include_attachments: bool,
     include_users_and_groups: bool,
@@ -36,12 +43,21 @@ async def create_policy(
     customer_bucket: dict[str, Any] | None,
     start_at: datetime | None,
 ) -> BackupPolicy:
-    """Create an active policy; its first run is due at ``start_at`` (default: now)."""
+    """Create an active policy; its first run is due at ``start_at`` (default: now).
+
+    Every input is checked first, then the customer bucket is probed (it must exist and
+    take writes), so a bad bucket is refused now rather than discovered by a backup."""
+    if name is not None:
+        name = check_name(name, field=["input", "name"])
+    if start_at is not None:
+        check_datetime(start_at, now=runtime.now(), field=["input", "startAt"])
     check_storage(storage, customer_bucket)
+    async with runtime.db.session() as session:
+        await _check_site(session, scope, instance_id)
+    if customer_bucket is not None:
+        customer_bucket = await checked_bucket(runtime, customer_bucket)
     async with runtime.db.transaction() as session:
-        instance = await scope.get(session, ProductInstance, instance_id)
-        if instance is None:
-            raise not_found("site", field=["input", "instanceId"])
+        instance = await _check_site(session, scope, instance_id)
         policy = BackupPolicy(
             organization_id=instance.organization_id,
             instance_id=instance_id,
@@ -51,7 +67,9 @@ async def create_policy(
             include_users_and_groups=include_users_and_groups,
             include_personal_spaces=include_personal_spaces,
             storage=storage,
-            customer_bucket=customer_bucket,
+            customer_bucket=seal_bucket(runtime.secrets, customer_bucket)
+            if customer_bucket
+            else None,
             next_run_at=start_at or runtime.now(),
             created_by_id=scope.admin_id,
             created_at=runtime.now(),
@@ -69,6 +87,84 @@ async def create_policy(
             details={"schedule": str(schedule), "storage": str(storage)},
         )
     return policy
+
+
+async def _check_site(session: AsyncSession, scope: Scope, instance_id: int) -> ProductInstance:
+    """The site in scope, with room for one more policy."""
+    instance = await scope.get(session, ProductInstance, instance_id)
+    if instance is None:
+        raise not_found("site", field=["input", "instanceId"])
+    count = (
+        await session.exec(select(func.count()).where(col(BackupPolicy.instance_id) == instance_id))
+    ).one()
+    if count >= MAX_POLICIES_PER_SITE:
+        raise ServiceError(
+            ErrorCode.LIMIT_EXCEEDED,
+            f"a site has at most {MAX_POLICIES_PER_SITE} backup policies",
+            field=["input", "instanceId"],
+        )
+    return instance
+
+
+async def checked_bucket(runtime: Runtime, bucket: dict[str, Any]) -> dict[str, Any]:
+    """A customer bucket as entered, checked part by part and then probed."""
+    field = ["input", "customerBucket"]
+    checked = check_customer_bucket(
+        bucket, allow_private=runtime.settings.allow_private_endpoints, field=field
+    )
+    await probe_bucket(runtime, checked, field=field)
+    return checked
+
+
+async def probe_bucket(runtime: Runtime, bucket: dict[str, Any], *, field: list[str]) -> None:
+    """Write and delete a tiny object in the customer bucket; a clear error if it fails."""
+    store = customer_store(runtime, bucket)
+    if not isinstance(store, S3BlobStore):
+        return
+    try:
+        await store.probe()
+    except StorageError as error:
+        raise _probe_error(error, field) from None
+
+
+def _probe_error(error: StorageError, field: list[str]) -> ServiceError:
+    if error.kind == "missing_bucket":
+        return ServiceError(
+            ErrorCode.INVALID_INPUT, "no such bucket at this endpoint", field=[*field, "bucket"]
+        )
+    if error.kind == "denied":
+        return ServiceError(
+            ErrorCode.INVALID_INPUT,
+            "the bucket refused these credentials: check the key pair and that it may write",
+            field=[*field, "accessKeyId"],
+        )
+    if error.kind == "refused":
+        return ServiceError(ErrorCode.INVALID_INPUT, str(error), field=[*field, "endpointUrl"])
+    error_id = report("customer bucket probe failed", error)
+    what = (
+        "the bucket could not be reached at its endpoint"
+        if error.kind == "unreachable"
+        else "the bucket did not accept a test object"
+    )
+    return ServiceError(ErrorCode.STORAGE_UNREACHABLE, cite(what, error_id), field=field)
+
+
+async def reseal_policy_secrets(runtime: Runtime, *, rotate: bool) -> int:
+    """Seal plain credentials left by older versions (and, with ``rotate``, re-seal every
+    credential with the active key); returns the policies changed."""
+    box = runtime.secrets
+    async with runtime.db.transaction() as session:
+        rows = (
+            await session.exec(
+                select(BackupPolicy).where(col(BackupPolicy.customer_bucket).is_not(None))
+            )
+        ).all()
+        changed = [p for p in rows if needs_sealing(box, p.customer_bucket, rotate=rotate)]
+        for policy in changed:
+            policy.customer_bucket = seal_bucket(
+                box, open_bucket(box, policy.customer_bucket or {})
+            )
+    return len(changed)
 
 
 async def set_policy_active(
@@ -127,28 +223,39 @@ class PolicyChanges:
 async def update_policy(
     runtime: Runtime, scope: Scope, *, policy_id: int, changes: PolicyChanges
 ) -> BackupPolicy:
-    """Change a policy's settings; a new schedule moves the next run accordingly."""
+    """Change a policy's settings; a new schedule moves the next run accordingly. Inputs
+    are checked as on creation, and a new customer bucket is probed before anything changes."""
+    if changes.name is not None:
+        changes = replace(changes, name=check_name(changes.name, field=["input", "name"]))
+    if changes.next_run_at is not None:
+        check_datetime(changes.next_run_at, now=runtime.now(), field=["input", "nextRunAt"])
+    new_bucket = None
+    if changes.customer_bucket is not None:
+        async with runtime.db.session() as session:
+            if await scope.get(session, BackupPolicy, policy_id) is None:
+                raise not_found("backup policy", field=["input", "policyId"])
+        new_bucket = await checked_bucket(runtime, changes.customer_bucket)
+        changes = replace(changes, customer_bucket=None)  # stored sealed below, never as entered
     async with runtime.db.transaction() as session:
         policy = await scope.get(session, BackupPolicy, policy_id)
         if policy is None:
             raise not_found("backup policy", field=["input", "policyId"])
         storage = changes.storage or policy.storage
-        bucket = changes.customer_bucket
+        bucket = seal_bucket(runtime.secrets, new_bucket) if new_bucket else None
         if bucket is None and storage == StorageMode.INTERNAL_AND_CUSTOMER:
             bucket = policy.customer_bucket
         check_storage(storage, bucket)
-        if changes.name is not None and not changes.name.strip():
-            raise ServiceError(
-                ErrorCode.INVALID_INPUT, "a policy needs a name", field=["input", "name"]
-            )
         changed = [
             f.name
             for f in fields(changes)
             if getattr(changes, f.name) is not None
             and getattr(changes, f.name) != getattr(policy, f.name)
         ]
+        if new_bucket is not None:
+            changed.append("customer_bucket")
         for name in changed:
-            setattr(policy, name, getattr(changes, name))
+            if name != "customer_bucket":
+                setattr(policy, name, getattr(changes, name))
         policy.customer_bucket = bucket
         if "schedule" in changed and changes.next_run_at is None and policy.active:
             policy.next_run_at = _rescheduled(policy, runtime.now())

@@ -28,10 +28,12 @@ from recoverly.products.archive_reader import ArchiveReader
 from recoverly.products.restore_engine import RestoreStopped, purge_restore, restore_archive
 from recoverly.services import operations
 from recoverly.services.archives import local_archive
+from recoverly.services.incidents import cite, report
 from recoverly.services.locations import availability
 from recoverly.services.progress import ProgressPublisher
 from recoverly.services.restores import RESTORE_JOB
 from recoverly.services.runtime import Runtime
+from recoverly.storage import StorageError
 
 log = get_logger(__name__)
 
@@ -42,7 +44,8 @@ def restore_job(runtime: Runtime) -> JobDefinition:
 
     async def give_up(args: JobArgs, reason: str) -> None:
         restore_id = int(args["restore_id"])
-        await _undo(runtime, restore_id, RestoreStatus.FAILED, f"restore failed: {reason}")
+        error_id = report(f"restore {restore_id} gave up: {reason}")
+        await _undo(runtime, restore_id, RestoreStatus.FAILED, cite("the restore failed", error_id))
 
     return JobDefinition(name=RESTORE_JOB, run=run, on_give_up=give_up, max_attempts=1)
 
@@ -87,18 +90,17 @@ async def perform_restore(runtime: Runtime, *, restore_id: int) -> None:
     except RestoreStopped:
         await _undo(runtime, restore_id, RestoreStatus.CANCELED, "canceled", publisher)
     except ArchiveError as error:
-        await _undo(
-            runtime,
-            restore_id,
-            RestoreStatus.FAILED,
-            f"the backup archive is invalid: {error}",
-            publisher,
-        )
+        error_id = report(f"restore {restore_id}: invalid archive", error)
+        reason = cite("the backup archive is damaged or invalid", error_id)
+        await _undo(runtime, restore_id, RestoreStatus.FAILED, reason, publisher)
+    except StorageError as error:
+        error_id = report(f"restore {restore_id}: archive unreadable", error)
+        reason = cite("the backup archive could not be read from its storage", error_id)
+        await _undo(runtime, restore_id, RestoreStatus.FAILED, reason, publisher)
     except Exception as error:
-        log.exception("restore failed", error=type(error).__name__)
-        await _undo(
-            runtime, restore_id, RestoreStatus.FAILED, f"restore failed: {error}", publisher
-        )
+        error_id = report(f"restore {restore_id} failed", error)
+        reason = cite("the restore failed unexpectedly", error_id)
+        await _undo(runtime, restore_id, RestoreStatus.FAILED, reason, publisher)
 
 
 async def _verify(

@@ -30,10 +30,13 @@ from recoverly.services import audit, operations
 from recoverly.services.access import billable_accounts
 from recoverly.services.archives import local_archive
 from recoverly.services.errors import ErrorCode, ServiceError, not_found
+from recoverly.services.incidents import cite, report
 from recoverly.services.locations import availability
 from recoverly.services.progress import progress_event, restore_topic
+from recoverly.services.retention import check_copies
 from recoverly.services.runtime import Runtime
 from recoverly.services.scoping import Scope
+from recoverly.storage import StorageError
 
 RESTORE_JOB = "restore.run"
 log = get_logger(__name__)
@@ -138,11 +141,11 @@ async def _archive(runtime: Runtime, checked: Checked) -> AsyncIterator[ArchiveR
             limit = runtime.settings.archive_max_expansion_bytes
             with ArchiveReader(path, max_expansion_bytes=limit) as reader:
                 yield reader
-    except ArchiveError as error:
+    except (StorageError, ArchiveError) as error:
+        error_id = report(f"reading the archive of backup {checked.backup.id} failed", error)
+        message = cite("the backup's archive could not be read", error_id)
         raise ServiceError(
-            ErrorCode.BACKUP_NOT_AVAILABLE,
-            f"the backup archive is damaged and cannot be restored: {error}",
-            field=["input", "backupId"],
+            ErrorCode.BACKUP_NOT_AVAILABLE, message, field=["input", "backupId"]
         ) from None
 
 
@@ -165,6 +168,7 @@ async def start_restore(runtime: Runtime, scope: Scope, request: RestoreRequest)
     The restore is planned first (as ``restorePreview`` does), so its progress carries the
     number of items it will write from the first event on."""
     assert runtime.runner is not None
+    await verify_copy(runtime, scope, request.backup_id)
     async with runtime.db.session() as session:
         checked = await check_request(runtime, session, scope, request)
         if await session.get(InstanceOperation, request.destination_id) is not None:
@@ -252,6 +256,7 @@ async def cancel_restore(runtime: Runtime, scope: Scope, *, restore_id: int) -> 
 async def preview_restore(runtime: Runtime, scope: Scope, request: RestoreRequest) -> Preview:
     """What ``start_restore`` would do, and every error it would return, changing nothing."""
     preview = Preview(errors=[])
+    await verify_copy(runtime, scope, request.backup_id)
     async with runtime.db.session() as session:
         try:
             checked = await check_request(runtime, session, scope, request)
@@ -277,6 +282,21 @@ async def preview_restore(runtime: Runtime, scope: Scope, request: RestoreReques
     except ServiceError as error:
         preview.errors.append(error)
     return preview
+
+
+async def verify_copy(runtime: Runtime, scope: Scope, backup_id: int) -> None:
+    """Before a restore or preview: check that the copy it would read still has its blob
+    (a stat or a HEAD); a missing one is marked so, and the next copy is checked."""
+    async with runtime.db.session() as session:
+        backup = await scope.get(session, Backup, backup_id)
+        if backup is None:
+            return
+        statement = select(BackupCopy).where(col(BackupCopy.backup_id) == backup_id)
+        copies = list((await session.exec(statement)).all())
+    while (copy := availability(backup, copies, runtime.now()).copy) is not None:
+        if not await check_copies(runtime, [copy]):
+            return
+        copies.remove(copy)
 
 
 def archived_group_members(reader: ArchiveReader) -> dict[str, set[str]]:

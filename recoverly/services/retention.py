@@ -1,14 +1,19 @@
-"""Retention: internal copies expire after the retention period (14 days by default)."""
+"""Retention: internal copies expire after the retention period (14 days by default), and
+copies whose blob is gone or unreadable stop being offered for restore."""
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 
+from sqlalchemy import update
 from sqlmodel import col, select
 
 from recoverly.models import Backup, BackupCopy, BackupLocation, BackupStatus, CopyStatus
+from recoverly.services.archives import store_for
 from recoverly.services.locations import copy_is_live
 from recoverly.services.runtime import Runtime
+from recoverly.storage import StorageError
 
 log = logging.getLogger(__name__)
 
@@ -52,3 +57,51 @@ async def sweep_expired_copies(runtime: Runtime) -> list[int]:
         done.append(copy.id)
         log.info("expired internal copy %s of backup %s", copy.id, copy.backup_id)
     return done
+
+
+async def check_copies(runtime: Runtime, copies: Sequence[BackupCopy]) -> list[int]:
+    """Mark live copies whose blob is missing, of the wrong size or unreadable as MISSING
+    (one stat or HEAD each); a customer bucket that does not answer proves nothing and is
+    left as it is. Returns the IDs marked."""
+    now = runtime.now()
+    missing = []
+    for copy in copies:
+        if not copy_is_live(copy, now):
+            continue
+        try:
+            size = await store_for(runtime, copy).size(copy.key)
+        except StorageError as error:
+            if copy.location == BackupLocation.CUSTOMER_STORAGE:
+                log.warning(
+                    "could not check copy %s of backup %s: %s", copy.id, copy.backup_id, error
+                )
+                continue
+            size = None
+        if size is None or size != copy.size_bytes:
+            assert copy.id is not None
+            missing.append(copy.id)
+            log.warning("copy %s of backup %s is missing or damaged", copy.id, copy.backup_id)
+    if missing:
+        async with runtime.db.transaction() as session:
+            await session.exec(  # type: ignore[call-overload]
+                update(BackupCopy)
+                .where(
+                    col(BackupCopy.id).in_(missing), col(BackupCopy.status) == CopyStatus.AVAILABLE
+                )
+                .values(status=CopyStatus.MISSING)
+            )
+    return missing
+
+
+async def check_internal_copies(runtime: Runtime) -> list[int]:
+    """The sweep's check: every live internal copy still has its blob (a stat each)."""
+    async with runtime.db.session() as session:
+        copies = (
+            await session.exec(
+                select(BackupCopy).where(
+                    col(BackupCopy.location) == BackupLocation.INTERNAL_STORAGE,
+                    col(BackupCopy.status) == CopyStatus.AVAILABLE,
+                )
+            )
+        ).all()
+    return await check_copies(runtime, copies)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import cached_property
 from typing import TYPE_CHECKING
 
 from recoverly.database import Database
@@ -13,6 +14,8 @@ from recoverly.jobs import JobRunner
 from recoverly.models import utcnow
 from recoverly.observability.metrics import Metrics
 from recoverly.services.auth import AuthCache
+from recoverly.services.rate_limits import RateLimiter
+from recoverly.services.secrets import SecretBox, secret_box
 from recoverly.settings import Settings
 from recoverly.storage import BlobStore
 
@@ -30,7 +33,13 @@ class Runtime:
     scheduler: Scheduler | None = None
     metrics: Metrics = field(default_factory=Metrics)
     clock: Callable[[], datetime] = utcnow
+    rate_limiter: RateLimiter = field(default_factory=RateLimiter)
     auth_cache: AuthCache = field(default_factory=lambda: AuthCache(ttl=0))
+
+    @cached_property
+    def secrets(self) -> SecretBox:
+        """Seals customer credentials at rest (keys from the settings)."""
+        return secret_box(self.settings)
 
     def now(self) -> datetime:
         return self.clock()

@@ -7,7 +7,7 @@ import contextlib
 import logging
 
 from recoverly.services.policies import run_due_policies
-from recoverly.services.retention import sweep_expired_copies
+from recoverly.services.retention import check_internal_copies, sweep_expired_copies
 from recoverly.services.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -26,6 +26,7 @@ class Scheduler:
     async def tick(self) -> None:
         await run_due_policies(self.runtime)
         await sweep_expired_copies(self.runtime)
+        await check_internal_copies(self.runtime)
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._loop(), name="recoverly-scheduler")

@@ -25,7 +25,8 @@ from recoverly.events import EventBus, InMemoryEventBus
 from recoverly.jobs import EmbeddedJobRunner, JobRunner
 from recoverly.observability.metrics import Metrics
 from recoverly.services.auth import AuthCache
-from recoverly.services.backups import backup_job
+from recoverly.services.backups import backup_job, reseal_copy_secrets
+from recoverly.services.policies import reseal_policy_secrets
 from recoverly.services.restore_job import restore_job
 from recoverly.services.runtime import Runtime
 from recoverly.services.scheduler import Scheduler
@@ -75,12 +76,24 @@ async def migrate_database(db: Database) -> None:
 async def start_runtime(runtime: Runtime, *, migrate: bool = True) -> None:
     if migrate:
         await migrate_database(runtime.db)
+        sealed = await reseal_secrets(runtime, rotate=False)
+        if sealed:
+            log.info("sealed %s customer credentials left in plain text", sealed)
     await runtime.bus.start()
     await runtime.auth_cache.start(runtime.bus)
     if runtime.runner is not None:
         await runtime.runner.start()
     if runtime.scheduler is not None:
         runtime.scheduler.start()
+
+
+async def reseal_secrets(runtime: Runtime, *, rotate: bool) -> int:
+    """Seal plain customer credentials; with ``rotate``, re-seal all with the active key."""
+    changed = await reseal_policy_secrets(runtime, rotate=rotate)
+    changed += await reseal_copy_secrets(runtime, rotate=rotate)
+    if changed:
+        await runtime.db.scrub(["backup_policy", "backup_copy"])
+    return changed
 
 
 async def stop_runtime(runtime: Runtime) -> None:

@@ -9,7 +9,15 @@ from typing import Any
 
 
 class StorageError(Exception):
-    """A blob store operation failed; the message names the store, the key and the cause."""
+    """A blob store operation failed; the message names the store, the key and the cause.
+
+    ``kind`` sorts the cause for callers that explain it to users: ``missing_bucket``,
+    ``denied`` (credentials), ``refused`` (endpoint not allowed), ``unreachable`` or ``other``.
+    """
+
+    def __init__(self, message: str, *, kind: str = "other") -> None:
+        super().__init__(message)
+        self.kind = kind
 
 
 def check_key(key: str) -> str:

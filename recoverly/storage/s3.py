@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import re
 import uuid
 from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
@@ -13,15 +14,37 @@ from typing import IO, Any
 import aiohttp
 from aiobotocore.config import AioConfig
 from aiobotocore.session import get_session
+from botocore import UNSIGNED
 from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import BaseModel, ConfigDict, SecretStr, ValidationError, field_validator
 
 from recoverly.storage.base import BlobStore, StorageError, check_key
+from recoverly.storage.endpoints import EndpointRefused, connector_args, endpoint_problem
 
 MULTIPART_THRESHOLD = 8 * 1024 * 1024
 MAX_PARTS = 10_000
 _DOWNLOAD_CHUNK = 1024 * 1024
 _NOT_FOUND = {"404", "NoSuchKey", "NotFound"}
+_DENIED = {"AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch", "403", "Forbidden"}
+_BUCKET_NAME = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
+_BUCKET_PREFIXES = ("xn--", "sthree-", "amzn-s3-demo-")
+_BUCKET_SUFFIXES = ("-s3alias", "--ol-s3", ".mrap", "--x-s3", "--table-s3")
+
+
+def bucket_name_problem(name: str) -> str | None:
+    """Why ``name`` breaks S3's bucket naming rules, or None when it follows them."""
+    if not _BUCKET_NAME.fullmatch(name):
+        return (
+            "must be 3 to 63 lowercase letters, digits, dots or hyphens, "
+            "starting and ending with a letter or digit"
+        )
+    if ".." in name or ".-" in name or "-." in name:
+        return "must not have two adjacent periods or a period next to a hyphen"
+    if re.fullmatch(r"\d+\.\d+\.\d+\.\d+", name):
+        return "must not look like an IP address"
+    if name.startswith(_BUCKET_PREFIXES) or name.endswith(_BUCKET_SUFFIXES):
+        return "uses a prefix or suffix that S3 reserves"
+    return None
 
 
 class S3BucketConfig(BaseModel):
@@ -39,8 +62,9 @@ class S3BucketConfig(BaseModel):
     @field_validator("bucket")
     @classmethod
     def _bucket(cls, value: str) -> str:
-        if not value or "/" in value:
-            raise ValueError("bucket must be a bucket name, without '/'")
+        problem = bucket_name_problem(value)
+        if problem is not None:
+            raise ValueError(f"bucket {problem}")
         return value
 
     @field_validator("endpoint_url")
@@ -86,7 +110,9 @@ class S3BlobStore(BlobStore):
         access_key_id: str | None = None,
         secret_access_key: str | None = None,
         prefix: str = "",
+        allow_private_endpoints: bool = False,
     ) -> None:
+        self.allow_private_endpoints = allow_private_endpoints
         self.config = S3BucketConfig.from_dict(
             {
                 "bucket": bucket,
@@ -100,9 +126,12 @@ class S3BlobStore(BlobStore):
         self._session = get_session()
 
     @classmethod
-    def from_config(cls, config: S3BucketConfig) -> S3BlobStore:
+    def from_config(
+        cls, config: S3BucketConfig, *, allow_private_endpoints: bool = False
+    ) -> S3BlobStore:
         secret = config.secret_access_key
         return cls(
+            allow_private_endpoints=allow_private_endpoints,
             bucket=config.bucket,
             endpoint_url=config.endpoint_url,
             region=config.region,
@@ -200,12 +229,33 @@ class S3BlobStore(BlobStore):
                 raise
         return int(response["ContentLength"])
 
+    async def probe(self) -> None:
+        """Check that the bucket exists and takes writes: put a tiny object, delete it.
+        Fails fast (one attempt, short timeouts) with a ``StorageError`` whose ``kind``
+        says what is wrong."""
+        key = f".recoverly-probe-{uuid.uuid4().hex}"
+        async with self._client("probe", key, attempts=1, read_seconds=10) as client:
+            object_key = self.object_key(key)
+            await client.put_object(Bucket=self.config.bucket, Key=object_key, Body=b"")
+            await client.delete_object(Bucket=self.config.bucket, Key=object_key)
+
     @contextlib.asynccontextmanager
-    async def _client(self, action: str, key: str) -> AsyncIterator[Any]:
-        """An S3 client whose failures become ``StorageError`` naming the bucket and key."""
+    async def _client(
+        self, action: str, key: str, *, attempts: int = 5, read_seconds: float = 60
+    ) -> AsyncIterator[Any]:
+        """An S3 client whose failures become ``StorageError`` naming the bucket and key.
+        The endpoint is checked against the SSRF rules here, at connect time, and its host
+        name is resolved through ``GuardedResolver``."""
         where = f"s3://{self.config.bucket}/{self.object_key(key)}"
         config = self.config
         secret = config.secret_access_key
+        if config.endpoint_url is not None:
+            problem = endpoint_problem(
+                config.endpoint_url, allow_private=self.allow_private_endpoints
+            )
+            if problem is not None:
+                raise StorageError(f"S3 endpoint URL {problem}", kind="refused")
+        guard = connector_args(allow_private=self.allow_private_endpoints)
         try:
             async with self._session.create_client(
                 "s3",
@@ -214,18 +264,35 @@ class S3BlobStore(BlobStore):
                 aws_access_key_id=config.access_key_id,
                 aws_secret_access_key=secret.get_secret_value() if secret else None,
                 config=AioConfig(
+                    # Without a key pair, requests go unsigned: never the server's own
+                    # credentials (environment, instance profile) on a customer's bucket.
+                    signature_version=None if config.access_key_id else UNSIGNED,
                     s3={"addressing_style": "path"} if config.endpoint_url else None,
-                    retries={"mode": "standard", "max_attempts": 5},
+                    retries={"mode": "standard", "max_attempts": attempts},
+                    connect_timeout=min(read_seconds, 10),
+                    read_timeout=read_seconds,
+                    connector_args=guard,
                 ),
             ) as client:
                 yield client
         except ClientError as exc:
             error = exc.response.get("Error", {})
+            code = str(error.get("Code"))
+            kind = (
+                "missing_bucket"
+                if code == "NoSuchBucket"
+                else "denied"
+                if code in _DENIED
+                else "other"
+            )
             raise StorageError(
-                f"S3 {action} of {where} failed: {error.get('Code')} {error.get('Message', '')}"
+                f"S3 {action} of {where} failed: {code} {error.get('Message', '')}", kind=kind
             ) from exc
         except (BotoCoreError, aiohttp.ClientError, OSError) as exc:
-            raise StorageError(f"S3 {action} of {where} failed: {exc}") from exc
+            refused = guard["resolver"].refused
+            if refused is not None or isinstance(exc, EndpointRefused):
+                raise StorageError(f"S3 endpoint refused: {refused}", kind="refused") from exc
+            raise StorageError(f"S3 {action} of {where} failed: {exc}", kind="unreachable") from exc
 
 
 def _read_range(path: Path, offset: int, length: int) -> bytes:

@@ -31,9 +31,12 @@ async def test_persisted_query_round_trip(deployment: Deployment) -> None:
     assert unknown["errors"][0]["message"] == "PersistedQueryNotFound"
     assert unknown["errors"][0]["extensions"]["code"] == "PERSISTED_QUERY_NOT_FOUND"
     sent = await _post(deployment, {"query": query, "extensions": _persisted(query)})
-    assert sent == {"data": {"viewer": {"email": "admin@acme.example"}}}
+    assert sent["data"] == {"viewer": {"email": "admin@acme.example"}}
+    assert "errors" not in sent
     by_hash = await _post(deployment, {"extensions": _persisted(query)})
-    assert by_hash == sent
+    assert by_hash["data"] == sent["data"] and "errors" not in by_hash
+    # A document sent by its hash is costed like one sent in full.
+    assert by_hash["extensions"]["cost"]["requested"] == sent["extensions"]["cost"]["requested"]
 
 
 async def test_a_hash_that_does_not_match_its_query_is_refused(deployment: Deployment) -> None:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import re
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import func
@@ -23,7 +25,9 @@ from recoverly.models import (
 from recoverly.products.archive_reader import ArchiveReader
 from recoverly.resolvers.global_ids import decode_id, to_global_id
 from recoverly.services.backups import internal_key
+from recoverly.services.policies import run_due_policies
 from recoverly.services.retention import sweep_expired_copies
+from recoverly.storage import LocalBlobStore
 from tests.conftest import OTHER_TOKEN, Deployment
 
 RUN = """mutation($input: RunBackupInput!) {
@@ -212,16 +216,54 @@ async def test_invalid_policy_input_is_a_user_error(deployment: Deployment) -> N
     assert errors[0]["field"] == ["input", "customerBucket"]
 
 
-async def test_failing_backup_is_retried_then_failed_with_its_reason(
-    deployment: Deployment, s3_endpoint: str, s3_credentials: dict[str, str]
+async def test_failing_backup_is_retried_then_failed_with_a_user_facing_reason(
+    deployment: Deployment, tmp_path: Path
 ) -> None:
+    runtime = deployment.runtime
     instance_id = to_global_id("ProductInstance", deployment.demo.instances["acme_jira_sandbox"])
+    blocker = tmp_path / "not-a-directory"
+    blocker.write_text("internal storage cannot live under a file")
+    healthy = runtime.internal_store
+    runtime.internal_store = LocalBlobStore(blocker / "storage")
+    try:
+        started = await run_backup(deployment, "acme_jira_sandbox")
+        backup = await deployment.wait_until(
+            started["backup"]["id"],
+            "... on Backup { status failureReason attempts location }",
+            lambda n: n["status"] not in ("QUEUED", "IN_PROGRESS"),
+        )
+    finally:
+        runtime.internal_store = healthy
+    assert backup["status"] == "FAILED"
+    assert backup["attempts"] == runtime.settings.backup_max_attempts == 3
+    assert "could not be completed after 3 attempts" in backup["failureReason"]
+    assert re.search(r"error ID [0-9a-f]{12}", backup["failureReason"])
+    assert str(tmp_path) not in backup["failureReason"]
+    assert backup["location"] is None
+    idle = await deployment.gql(
+        "query($id: ID!) { node(id: $id) { ... on ProductInstance { operationInProgress } } }",
+        {"id": instance_id},
+    )
+    assert idle["node"]["operationInProgress"] is False
+
+
+async def test_customer_copy_failure_keeps_the_internal_copy_as_incomplete(
+    own_deployment: Deployment,
+    s3_endpoint: str,
+    s3_bucket: str,
+    s3_credentials: dict[str, str],
+    s3_client: Any,
+) -> None:
+    deployment = own_deployment
+    runtime = deployment.runtime
+    instance_id = to_global_id("ProductInstance", deployment.demo.instances["initech_jira"])
     bucket = {
-        "bucket": "no-such-bucket",
+        "bucket": s3_bucket,
         "endpointUrl": s3_endpoint,
         "accessKeyId": s3_credentials["access_key_id"],
         "secretAccessKey": s3_credentials["secret_access_key"],
     }
+    start_at = (utcnow() + timedelta(hours=1)).isoformat()
     data = await deployment.gql(
         POLICY,
         {
@@ -229,22 +271,28 @@ async def test_failing_backup_is_retried_then_failed_with_its_reason(
                 "instanceId": instance_id,
                 "storage": "INTERNAL_AND_CUSTOMER",
                 "customerBucket": bucket,
+                "startAt": start_at,
             }
         },
     )
     assert data["createBackupPolicy"]["errors"] == []
+    s3_client.delete_bucket(Bucket=s3_bucket)  # the customer removes the bucket later
+    later = utcnow() + timedelta(hours=2)
+    runtime.clock = lambda: later
+    try:
+        await run_due_policies(runtime)  # (or the scheduler claims the run first)
+    finally:
+        runtime.clock = utcnow
     backup_ids = await _policy_backups(deployment, data["createBackupPolicy"]["policy"]["id"])
+    assert len(backup_ids) == 1
     backup = await deployment.wait_until(
         backup_ids[0],
-        "... on Backup { status failureReason attempts location }",
+        "... on Backup { status failureReason location availableForRestore }",
         lambda n: n["status"] not in ("QUEUED", "IN_PROGRESS"),
     )
-    assert backup["status"] == "FAILED"
-    assert backup["attempts"] == deployment.runtime.settings.backup_max_attempts == 3
-    assert "NoSuchBucket" in backup["failureReason"]
-    assert backup["location"] is None
-    idle = await deployment.gql(
-        "query($id: ID!) { node(id: $id) { ... on ProductInstance { operationInProgress } } }",
-        {"id": instance_id},
-    )
-    assert idle["node"]["operationInProgress"] is False
+    assert backup["status"] == "INCOMPLETE"
+    assert "the bucket no longer exists" in backup["failureReason"]
+    assert "internal storage is kept" in backup["failureReason"]
+    assert re.search(r"error ID [0-9a-f]{12}", backup["failureReason"])
+    assert backup["location"] == "INTERNAL_STORAGE"
+    assert backup["availableForRestore"] is True

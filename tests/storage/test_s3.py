@@ -17,7 +17,11 @@ pytestmark = pytest.mark.slow
 @pytest.fixture
 def store(s3_endpoint: str, s3_bucket: str, s3_credentials: dict[str, str]) -> S3BlobStore:
     return S3BlobStore(
-        bucket=s3_bucket, endpoint_url=s3_endpoint, prefix="backups", **s3_credentials
+        bucket=s3_bucket,
+        endpoint_url=s3_endpoint,
+        prefix="backups",
+        allow_private_endpoints=True,
+        **s3_credentials,
     )
 
 
@@ -89,7 +93,12 @@ async def test_missing_object_is_a_storage_error_and_leaves_no_file(
 async def test_unknown_bucket_is_a_storage_error(
     s3_endpoint: str, s3_credentials: dict[str, str], tmp_path: Path
 ) -> None:
-    store = S3BlobStore(bucket="no-such-bucket", endpoint_url=s3_endpoint, **s3_credentials)
+    store = S3BlobStore(
+        bucket="no-such-bucket",
+        endpoint_url=s3_endpoint,
+        allow_private_endpoints=True,
+        **s3_credentials,
+    )
     source = tmp_path / "x.bin"
     await asyncio.to_thread(source.write_bytes, b"x")
     with pytest.raises(StorageError, match="no-such-bucket"):
