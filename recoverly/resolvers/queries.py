@@ -205,12 +205,12 @@ async def audit_events(
     if filter.actor_id is not None:
         actor = decode_id(filter.actor_id, "Admin")
         if actor is None:
-            raise BadUserInputError(f"filter.actorId {filter.actor_id!r} is not an admin's ID")
+            raise BadUserInputError("filter.actorId is not an admin's ID")
         statement = statement.where(col(AuditEvent.actor_id) == actor)
     if filter.target_id is not None:
         target = from_global_id(filter.target_id)
         if target is None:
-            raise BadUserInputError(f"filter.targetId {filter.target_id!r} is not an object ID")
+            raise BadUserInputError("filter.targetId is not an object ID")
         dialect = ctx.runtime.db.engine.dialect.name
         statement = statement.where(audit.targets(dialect, *target))
     if filter.since is not None:

@@ -288,7 +288,13 @@ class QueryCost(SchemaExtension):
         )
 
     def get_results(self) -> dict[str, Any]:
-        return {"cost": self.cost} if self.cost is not None else {}
+        # A subscription is charged once, when it starts; its events carry no cost report,
+        # so every subscriber of a broadcast event is sent the very same frame.
+        if self.cost is None:
+            return {}
+        if getattr(self.execution_context.operation_type, "value", None) == "subscription":
+            return {}
+        return {"cost": self.cost}
 
 
 def _code_limiter_errors(errors: list[GraphQLError] | None) -> None:

@@ -144,7 +144,11 @@ async def run(
     await seed_demo_backups(runtime, demo)
     await runtime.db.dispose()
 
-    env = {"RECOVERLY_LOG_FORMAT": "json", "RECOVERLY_LOG_LEVEL": "info"}
+    env = {
+        "RECOVERLY_LOG_FORMAT": "json",
+        "RECOVERLY_LOG_LEVEL": "info",
+        "RECOVERLY_ALLOW_PRIVATE_ENDPOINTS": "true",  # the S3 server is on loopback
+    }
     server = ServerProcess(data_dir=data_dir, database_url=database_url, env=env)
     await server.start()
     try:
