@@ -4,10 +4,12 @@ the customer bucket before the policy exists."""
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import uuid
 from collections.abc import Iterator
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -183,3 +185,35 @@ async def test_a_reachable_bucket_is_probed_and_left_clean(
     )
     assert payload["errors"] == []
     assert s3_client.list_objects_v2(Bucket=s3_bucket).get("KeyCount", 0) == 0
+
+
+UPDATE = """mutation($input: UpdateBackupPolicyInput!) {
+  updateBackupPolicy(input: $input) { policy { id name } errors { code message field } }
+}"""
+
+
+async def test_updates_follow_the_same_rules_and_seal_a_new_secret(
+    deployment: Deployment,
+    s3_endpoint: str,
+    s3_bucket: str,
+    s3_credentials: dict[str, str],
+) -> None:
+    policy = (await create(deployment, name="updated later"))["policy"]
+
+    async def update(**fields: Any) -> dict[str, Any]:
+        variables = {"input": {"policyId": policy["id"], **fields}}
+        data = await deployment.answered_meanwhile(deployment.gql(UPDATE, variables))
+        return data["updateBackupPolicy"]  # type: ignore[no-any-return]
+
+    assert_refused(await update(name="a\x00b"), ["input", "name"])
+    dangerous = customer(endpointUrl="http://169.254.169.254/latest")
+    assert_refused(await update(**dangerous), [*BUCKET, "endpointUrl"])
+    secret = f"update-secret-{uuid.uuid4().hex}"
+    keys = {"accessKeyId": s3_credentials["access_key_id"], "secretAccessKey": secret}
+    good = customer(bucket=s3_bucket, endpointUrl=s3_endpoint, **keys)
+    assert (await update(**good))["errors"] == []
+    database = deployment.runtime.db.url.split(":///", 1)[-1]
+    if deployment.runtime.db.is_sqlite:
+        await deployment.runtime.db.scrub([])
+        stored = await asyncio.to_thread(Path(database).read_bytes)
+        assert secret.encode() not in stored
