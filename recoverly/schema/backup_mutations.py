@@ -9,7 +9,7 @@ import strawberry
 from strawberry.types import Info
 
 from recoverly import models
-from recoverly.resolvers.mutations import attempt, require_id
+from recoverly.resolvers.mutations import Outcome, attempt, require_id
 from recoverly.schema.backups import Backup, BackupPolicy
 from recoverly.schema.enums import Schedule, StorageMode
 from recoverly.schema.errors import UserError, user_errors
@@ -48,6 +48,12 @@ class CreateBackupPolicyInput:
 class BackupPolicyPayload:
     policy: BackupPolicy | None
     errors: list[UserError]
+
+    @classmethod
+    def of(cls, outcome: Outcome[models.BackupPolicy]) -> BackupPolicyPayload:
+        """The payload of a policy mutation: the policy, or why there is none."""
+        policy = BackupPolicy.from_row(outcome.value) if outcome.value else None
+        return cls(policy=policy, errors=user_errors(outcome.errors))
 
 
 @strawberry.input(description="The policy and the settings to change; omitted ones stay.")
@@ -152,10 +158,7 @@ class BackupMutations:
             return policy
 
         outcome = await attempt(create())
-        return BackupPolicyPayload(
-            policy=BackupPolicy.from_row(outcome.value) if outcome.value else None,
-            errors=user_errors(outcome.errors),
-        )
+        return BackupPolicyPayload.of(outcome)
 
     @strawberry.mutation(description="Change a backup policy's settings.")
     async def update_backup_policy(
@@ -183,10 +186,7 @@ class BackupMutations:
             return policy
 
         outcome = await attempt(update())
-        return BackupPolicyPayload(
-            policy=BackupPolicy.from_row(outcome.value) if outcome.value else None,
-            errors=user_errors(outcome.errors),
-        )
+        return BackupPolicyPayload.of(outcome)
 
     @strawberry.mutation(description="Delete a backup policy; its backups are kept.")
     async def delete_backup_policy(
@@ -243,10 +243,7 @@ class BackupMutations:
             return policy
 
         outcome = await attempt(toggle())
-        return BackupPolicyPayload(
-            policy=BackupPolicy.from_row(outcome.value) if outcome.value else None,
-            errors=user_errors(outcome.errors),
-        )
+        return BackupPolicyPayload.of(outcome)
 
     @strawberry.mutation(description="Back up one site now.")
     async def run_backup(self, info: Info[Any, None], input: RunBackupInput) -> RunBackupPayload:
