@@ -36,12 +36,11 @@ if str(ROOT) not in sys.path:
 import httpx  # noqa: E402
 
 from bench.common import print_table, ratio  # noqa: E402
-from bench.generate import create_instance, generate_jira  # noqa: E402
+from bench.generate import back_up, create_instance, generate_jira  # noqa: E402
 from recoverly.demo import seed_demo  # noqa: E402
 from recoverly.demo.bulk import insert_rows  # noqa: E402
-from recoverly.models import Backup, BackupCopy, ProductInstance, utcnow  # noqa: E402
+from recoverly.models import Backup, BackupCopy, utcnow  # noqa: E402
 from recoverly.resolvers.global_ids import to_global_id  # noqa: E402
-from recoverly.services.backups import new_backup, perform_backup  # noqa: E402
 from recoverly.services.system import build_runtime  # noqa: E402
 from recoverly.settings import Settings  # noqa: E402
 from tests.processes import ServerProcess, free_port  # noqa: E402
@@ -81,22 +80,8 @@ async def prepare(data_dir: Path, *, backups: int, entities: int, restores: int)
     restore_backup, destinations = None, []
     if restores:
         site = await generate_jira(db, entities=entities, organization_id=org_id)
-        async with db.transaction() as session:
-            instance = await session.get(ProductInstance, site.instance_id)
-            assert instance is not None
-            backup = new_backup(
-                runtime,
-                instance,
-                policy=None,
-                created_by_id=demo.admin_id,
-                include_attachments=True,
-                include_users_and_groups=True,
-                include_personal_spaces=False,
-            )
-            session.add(backup)
-        assert backup.id is not None
-        await perform_backup(runtime, backup_id=backup.id)
-        restore_backup = to_global_id("Backup", backup.id)
+        backup_id = await back_up(runtime, instance_id=site.instance_id, admin_id=demo.admin_id)
+        restore_backup = to_global_id("Backup", backup_id)
         for n in range(restores):
             empty = await create_instance(db, org_id, name=f"Bench destination {n}")
             assert empty.id is not None
