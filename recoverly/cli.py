@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 
 from pydantic import ValidationError
 
+from recoverly.errors import RecoverlyError
 from recoverly.settings import Settings, get_settings
 
 if TYPE_CHECKING:
@@ -138,7 +139,7 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
-class StartupError(Exception):
+class StartupError(RecoverlyError):
     """A setting or the database keeps the server from starting: said in one line."""
 
 

@@ -12,11 +12,13 @@ from typing import Any
 from starlette.responses import JSONResponse
 from starlette.types import Message, Receive, Scope
 
+from recoverly.errors import RecoverlyError
+
 BAD_REQUEST = "BAD_REQUEST"  # the request itself: size, JSON, shape
 BAD_USER_INPUT = "BAD_USER_INPUT"  # what it asks for: its variables
 
 
-class RequestRejected(Exception):
+class RequestRejected(RecoverlyError):
     """A request refused before execution: ``status`` for HTTP, ``code`` for the client."""
 
     def __init__(self, status: int, message: str, *, code: str = BAD_REQUEST) -> None:
@@ -30,7 +32,7 @@ class RequestRejected(Exception):
         return JSONResponse({"errors": [error]}, status_code=self.status)
 
 
-class JSONTooDeep(json.JSONDecodeError):
+class JSONTooDeep(RecoverlyError, json.JSONDecodeError):
     """JSON nested deeper than allowed (a ``JSONDecodeError``, so parsers report it as bad JSON)."""
 
     def __init__(self, max_depth: int) -> None:

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from recoverly.events.bus import Event, EventBus, InMemoryEventBus, Subscription
+from recoverly.events.bus import Event, EventBus, InMemoryEventBus, SubscriberQueue
 
-__all__ = ["Event", "EventBus", "InMemoryEventBus", "PostgresEventBus", "Subscription"]
+__all__ = ["Event", "EventBus", "InMemoryEventBus", "PostgresEventBus", "SubscriberQueue"]
 
 
 def __getattr__(name: str) -> Any:

@@ -16,7 +16,7 @@ from typing import Any
 Event = dict[str, Any]
 
 
-class Subscription:
+class SubscriberQueue:
     """A bounded queue of events for one subscriber; the oldest is dropped when full."""
 
     def __init__(self, maxsize: int = 1000) -> None:
@@ -37,7 +37,7 @@ class EventBus(ABC):
 
     @abstractmethod
     def subscribe(self, topic: str) -> Any:
-        """An async context manager yielding a ``Subscription``; leaving it unsubscribes."""
+        """An async context manager yielding a ``SubscriberQueue``; leaving it unsubscribes."""
 
     async def start(self) -> None:  # noqa: B027  (optional hook)
         """Connect to the transport, if any."""
@@ -53,15 +53,15 @@ class InMemoryEventBus(EventBus):
     """Events within one process: the embedded default."""
 
     def __init__(self) -> None:
-        self._topics: dict[str, set[Subscription]] = {}
+        self._topics: dict[str, set[SubscriberQueue]] = {}
 
     async def publish(self, topic: str, event: Event) -> None:
         for subscription in list(self._topics.get(topic, ())):
             subscription.deliver(event)
 
     @asynccontextmanager
-    async def subscribe(self, topic: str) -> AsyncIterator[Subscription]:
-        subscription = Subscription()
+    async def subscribe(self, topic: str) -> AsyncIterator[SubscriberQueue]:
+        subscription = SubscriberQueue()
         self._topics.setdefault(topic, set()).add(subscription)
         try:
             yield subscription

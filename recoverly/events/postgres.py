@@ -21,7 +21,7 @@ from typing import Any
 
 import asyncpg
 
-from recoverly.events.bus import Event, EventBus, Subscription
+from recoverly.events.bus import Event, EventBus, SubscriberQueue
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +37,7 @@ class PostgresEventBus(EventBus):
         self.reconnect_seconds = reconnect_seconds
         self._pool: asyncpg.Pool | None = None
         self._listener: asyncpg.Connection | None = None
-        self._topics: dict[str, set[Subscription]] = {}
+        self._topics: dict[str, set[SubscriberQueue]] = {}
         self._channels: dict[str, str] = {}  # channel -> topic
         self._lock = asyncio.Lock()  # one operation at a time on the listening connection
         self._reconnecting: asyncio.Task[None] | None = None
@@ -73,8 +73,8 @@ class PostgresEventBus(EventBus):
             log.warning("event bus: an event on %s was lost: %s", topic, error)
 
     @asynccontextmanager
-    async def subscribe(self, topic: str) -> AsyncIterator[Subscription]:
-        subscription = Subscription()
+    async def subscribe(self, topic: str) -> AsyncIterator[SubscriberQueue]:
+        subscription = SubscriberQueue()
         await self._add(topic, subscription)
         try:
             yield subscription
@@ -88,7 +88,7 @@ class PostgresEventBus(EventBus):
 
     # --- Listening -----------------------------------------------------------------------
 
-    async def _add(self, topic: str, subscription: Subscription) -> None:
+    async def _add(self, topic: str, subscription: SubscriberQueue) -> None:
         async with self._lock:
             listener = await self._connected()
             subscribers = self._topics.setdefault(topic, set())
@@ -97,7 +97,7 @@ class PostgresEventBus(EventBus):
                 self._channels[channel_of(topic)] = topic
             subscribers.add(subscription)
 
-    async def _remove(self, topic: str, subscription: Subscription) -> None:
+    async def _remove(self, topic: str, subscription: SubscriberQueue) -> None:
         async with self._lock:
             subscribers = self._topics.get(topic)
             if subscribers is None:

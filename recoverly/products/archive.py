@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from recoverly.errors import RecoverlyError
 from recoverly.models.base import ProductKey
 
 FORMAT_NAME = "recoverly-backup"
@@ -27,7 +28,7 @@ _SHA256 = re.compile(r"[0-9a-f]{64}")
 _DRIVE = re.compile(r"[A-Za-z]:")
 
 
-class ArchiveError(Exception):
+class ArchiveError(RecoverlyError):
     """The archive is unreadable, unsafe or inconsistent; the message says which and where."""
 
 

@@ -19,6 +19,7 @@ from typing import IO, Any
 from sqlalchemy import Row, func, select
 
 from recoverly.database import Database
+from recoverly.errors import RecoverlyError
 from recoverly.models import ProductInstance
 from recoverly.products.archive import Manifest
 from recoverly.products.archive_writer import ArchiveWriter, RecordSink
@@ -30,7 +31,7 @@ ProgressCallback = Callable[[int], Awaitable[None]]  # rows read from the site s
 StopCheck = Callable[[], Awaitable[bool]]
 
 
-class ExportStopped(Exception):
+class ExportStopped(RecoverlyError):
     """``should_stop`` asked the export to stop; the partial archive is discarded."""
 
 

@@ -18,6 +18,7 @@ from sqlalchemy import bindparam, delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from recoverly.database import Database
+from recoverly.errors import RecoverlyError
 from recoverly.models import (
     GroupProductAccess,
     ProductInstance,
@@ -57,11 +58,11 @@ ProgressCallback = Callable[[str, int], Awaitable[None]]
 StopCheck = Callable[[], Awaitable[bool]]
 
 
-class RestoreStopped(Exception):
+class RestoreStopped(RecoverlyError):
     """``should_stop`` asked the restore to stop; the last checkpoint is where it resumes."""
 
 
-class RestoreIncompleteError(Exception):
+class RestoreIncompleteError(RecoverlyError):
     """Some archive records were neither written, mapped to existing rows nor skipped."""
 
 

@@ -12,6 +12,7 @@ from typing import Any
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from recoverly.database import Database
+from recoverly.errors import RecoverlyError
 from recoverly.models import Admin
 from recoverly.resolvers.dataloaders import Loaders
 from recoverly.services.auth import hash_token, identity_for_hash, token_from_header
@@ -19,7 +20,7 @@ from recoverly.services.runtime import Runtime
 from recoverly.services.scoping import Scope
 
 
-class NotAuthenticatedError(Exception):
+class NotAuthenticatedError(RecoverlyError):
     """Raised when a request reaches a resolver without a valid token."""
 
 

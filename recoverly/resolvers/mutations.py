@@ -15,16 +15,16 @@ MAX_IDS = 1000
 
 
 @dataclass
-class Outcome(Generic[T]):
+class MutationResult(Generic[T]):
     value: T | None
     errors: list[ServiceError]
 
 
-async def attempt(operation: Awaitable[T]) -> Outcome[T]:
+async def attempt(operation: Awaitable[T]) -> MutationResult[T]:
     try:
-        return Outcome(await operation, [])
+        return MutationResult(await operation, [])
     except ServiceError as error:
-        return Outcome(None, [error])
+        return MutationResult(None, [error])
 
 
 def require_id(global_id: str, type_name: str, *, field: list[str], what: str | None = None) -> int:

@@ -14,6 +14,7 @@ from sqlalchemy.orm import aliased
 from sqlmodel import SQLModel, col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from recoverly.errors import RecoverlyError
 from recoverly.resolvers.global_ids import MAX_ROW_ID
 
 RowT = TypeVar("RowT", bound=SQLModel)
@@ -22,7 +23,7 @@ _CURSOR_TEXT = re.compile(r"[A-Za-z0-9_=-]{1,40}")
 _CURSOR = re.compile(r"cursor:([1-9][0-9]{0,9})")
 
 
-class PaginationError(ValueError):
+class PaginationError(RecoverlyError, ValueError):
     """A ``first`` or ``after`` argument the API cannot serve."""
 
 

@@ -246,7 +246,7 @@ async def pending_access_reviews(ctx: Context, organization_id: str) -> Sequence
     return await access.pending_reviews(ctx.runtime, scope, organization_id=org_id)
 
 
-async def organization_billing(ctx: Context, organization_id: int) -> list[access.ProductBilling]:
+async def organization_billing(ctx: Context, organization_id: int) -> list[access.BillableUsers]:
     async with ctx.db.use() as session:
         return await access.organization_billing(session, organization_id)
 

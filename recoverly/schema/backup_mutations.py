@@ -9,7 +9,7 @@ import strawberry
 from strawberry.types import Info
 
 from recoverly import models
-from recoverly.resolvers.mutations import Outcome, attempt, require_id
+from recoverly.resolvers.mutations import MutationResult, attempt, require_id
 from recoverly.schema.backups import Backup, BackupPolicy
 from recoverly.schema.enums import Schedule, StorageMode
 from recoverly.schema.errors import UserError, user_errors
@@ -50,7 +50,7 @@ class BackupPolicyPayload:
     errors: list[UserError]
 
     @classmethod
-    def of(cls, outcome: Outcome[models.BackupPolicy]) -> BackupPolicyPayload:
+    def of(cls, outcome: MutationResult[models.BackupPolicy]) -> BackupPolicyPayload:
         """The payload of a policy mutation: the policy, or why there is none."""
         policy = BackupPolicy.from_row(outcome.value) if outcome.value else None
         return cls(policy=policy, errors=user_errors(outcome.errors))

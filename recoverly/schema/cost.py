@@ -36,6 +36,7 @@ from graphql.pyutils import Undefined
 from graphql.type.introspection import SchemaMetaFieldDef, TypeMetaFieldDef
 from strawberry.extensions import SchemaExtension
 
+from recoverly.errors import RecoverlyError
 from recoverly.resolvers.pagination import MAX_PAGE_SIZE
 from recoverly.settings import Settings
 
@@ -57,7 +58,7 @@ FIELD_COSTS: Mapping[str, int] = {
 _LIMITER_MESSAGES = ("exceeds maximum operation depth", "aliases found. Allowed", "tokens")
 
 
-class QueryTooComplex(Exception):
+class QueryTooComplex(RecoverlyError):
     """Cost walking stopped: the operation is beyond any limit."""
 
 

@@ -31,7 +31,7 @@ from recoverly.services.scoping import Scope
 
 
 @dataclass(frozen=True)
-class ProductBilling:
+class BillableUsers:
     product: ProductKey
     billable_users: int
 
@@ -112,9 +112,9 @@ async def billable_member_counts(
     }
 
 
-async def organization_billing(session: AsyncSession, organization_id: int) -> list[ProductBilling]:
+async def organization_billing(session: AsyncSession, organization_id: int) -> list[BillableUsers]:
     return [
-        ProductBilling(
+        BillableUsers(
             product=product,
             billable_users=len(
                 await billable_accounts(session, organization_id=organization_id, product=product)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from enum import StrEnum
 
+from recoverly.errors import RecoverlyError
+
 
 class ErrorCode(StrEnum):
     NOT_FOUND = "NOT_FOUND"
@@ -18,7 +20,7 @@ class ErrorCode(StrEnum):
     ORGANIZATION_MISMATCH = "ORGANIZATION_MISMATCH"
 
 
-class ServiceError(Exception):
+class ServiceError(RecoverlyError):
     """An expected failure: the operation changed nothing."""
 
     def __init__(self, code: ErrorCode, message: str, *, field: list[str] | None = None) -> None:

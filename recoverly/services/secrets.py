@@ -19,6 +19,7 @@ from typing import Any
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from recoverly.errors import RecoverlyError
 from recoverly.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -29,7 +30,7 @@ SEALED_BUCKET_SECRET = "secret_access_key_sealed"
 _KID = re.compile(r"[A-Za-z0-9_-]{1,32}")
 
 
-class SecretError(Exception):
+class SecretError(RecoverlyError):
     """A sealed value that no configured key opens, or a malformed key list."""
 
 

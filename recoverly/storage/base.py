@@ -7,8 +7,10 @@ from abc import ABC, abstractmethod
 from pathlib import Path
 from typing import Any
 
+from recoverly.errors import RecoverlyError
 
-class StorageError(Exception):
+
+class StorageError(RecoverlyError):
     """A blob store operation failed; the message names the store, the key and the cause.
 
     ``kind`` sorts the cause for callers that explain it to users: ``missing_bucket``,

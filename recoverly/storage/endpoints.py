@@ -16,6 +16,8 @@ from urllib.parse import urlsplit
 from aiohttp.abc import AbstractResolver, ResolveResult
 from aiohttp.resolver import ThreadedResolver
 
+from recoverly.errors import RecoverlyError
+
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 MAX_URL_LENGTH = 2048
 METADATA_ADDRESSES = frozenset(
@@ -24,7 +26,7 @@ METADATA_ADDRESSES = frozenset(
 LOCAL_NAMES = ("localhost", "localhost.localdomain")
 
 
-class EndpointRefused(OSError):
+class EndpointRefused(RecoverlyError, OSError):
     """An endpoint URL or address the server will not connect to; the message says why."""
 
 
