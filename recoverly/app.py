@@ -93,7 +93,7 @@ def error_response(message: str, code: str, status_code: int, **headers: str) ->
 
 
 class GraphQLView(GraphQL[Context, None]):
-    websocket_adapter_class = _WebSocketAdapter  # type: ignore[assignment]
+    websocket_adapter_class = _WebSocketAdapter
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":

@@ -24,7 +24,7 @@ from sqlalchemy.util import EMPTY_DICT
 try:
     from sqlalchemy.util.concurrency import await_
 except ImportError:  # SQLAlchemy 2.0
-    from sqlalchemy.util.concurrency import await_only as await_  # type: ignore[no-redef]
+    from sqlalchemy.util.concurrency import await_only as await_
 
 
 class OneTripCursor(AsyncAdapt_aiosqlite_cursor):
@@ -35,7 +35,7 @@ class OneTripCursor(AsyncAdapt_aiosqlite_cursor):
     def __init__(self, adapt_connection: Any) -> None:
         self._adapt_connection = adapt_connection
         self._connection = adapt_connection._connection
-        self._cursor = None
+        self._cursor = None  # type: ignore[assignment]  # no aiosqlite cursor: see _execute_async
         self._soft_closed_memoized = EMPTY_DICT
         self._rows: collections.deque[Any] = collections.deque()
         self._description: Any = None

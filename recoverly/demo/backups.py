@@ -86,7 +86,7 @@ async def _offboard_contractors(runtime: Runtime, info: DemoInfo) -> None:
         col(SiteGroup.name) == CONTRACTORS,
     )
     async with runtime.db.transaction() as session:
-        await session.exec(  # type: ignore[call-overload]
+        await session.exec(
             delete(GroupProductAccess).where(col(GroupProductAccess.group_id).in_(groups))
         )
 

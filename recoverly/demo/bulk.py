@@ -5,17 +5,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Table, insert
+from sqlalchemy import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
+
+from recoverly.models.base import table_of
 
 BATCH_SIZE = 1000
 BLOB_BATCH_SIZE = 200  # attachment rows carry up to 20 KiB each
-
-
-def table_of(model: Any) -> Table:
-    """The Core table of a SQLModel table class."""
-    table: Table = model.__table__
-    return table
 
 
 async def insert_rows(

@@ -15,7 +15,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from recoverly.database import Database
-from recoverly.demo.bulk import insert_rows, table_of
+from recoverly.demo.bulk import insert_rows
 from recoverly.demo.sites import site_plans
 from recoverly.models import (
     Admin,
@@ -26,6 +26,7 @@ from recoverly.models import (
     ProductKey,
     utcnow,
 )
+from recoverly.models.base import table_of
 from recoverly.services.auth import hash_token, new_token
 
 DEMO_ADMIN = ("admin@acme.example", "Ada Admin")

@@ -157,7 +157,7 @@ class EmbeddedJobRunner(JobRunner):
             ).first()
             if candidate is None:
                 return None
-            claimed = await session.exec(  # type: ignore[call-overload]
+            claimed = await session.exec(
                 update(Job)
                 .where(col(Job.id) == candidate.id, col(Job.status) == JobStatus.QUEUED)
                 .values(
@@ -205,7 +205,7 @@ class EmbeddedJobRunner(JobRunner):
         if definition is not None and job.attempts < job.max_attempts:
             delay = self.backoff_seconds * 2 ** (job.attempts - 1)
             async with self.db.transaction() as session:
-                await session.exec(  # type: ignore[call-overload]
+                await session.exec(
                     update(Job)
                     .where(col(Job.id) == job.id)
                     .values(
@@ -223,7 +223,7 @@ class EmbeddedJobRunner(JobRunner):
 
     async def _finish(self, job_id: int, status: JobStatus, error: str | None) -> None:
         async with self.db.transaction() as session:
-            await session.exec(  # type: ignore[call-overload]
+            await session.exec(
                 update(Job)
                 .where(col(Job.id) == job_id)
                 .values(status=status, finished_at=utcnow(), last_error=error, locked_by=None)
@@ -233,7 +233,7 @@ class EmbeddedJobRunner(JobRunner):
         while True:
             await asyncio.sleep(max(1.0, self.stale_seconds / 3))
             async with self.db.transaction() as session:
-                await session.exec(  # type: ignore[call-overload]
+                await session.exec(
                     update(Job).where(col(Job.id) == job_id).values(heartbeat_at=utcnow())
                 )
 
@@ -244,7 +244,7 @@ class EmbeddedJobRunner(JobRunner):
         if stale_before is not None:
             condition.append(col(Job.heartbeat_at) < stale_before)
         async with self.db.transaction() as session:
-            await session.exec(  # type: ignore[call-overload]
+            await session.exec(
                 update(Job).where(*condition).values(status=JobStatus.QUEUED, locked_by=None)
             )
 

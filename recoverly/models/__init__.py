@@ -16,6 +16,9 @@ from recoverly.models.base import (
     RestoreStatus,
     Schedule,
     StorageMode,
+    TableRow,
+    saved_id,
+    table_of,
     utcnow,
 )
 from recoverly.models.confluence import (
@@ -69,5 +72,8 @@ __all__ = [
     "SiteGroup",
     "SiteUser",
     "StorageMode",
+    "TableRow",
+    "saved_id",
+    "table_of",
     "utcnow",
 ]

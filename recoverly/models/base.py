@@ -4,10 +4,31 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Any
+from typing import Any, Protocol
 
-from sqlalchemy import JSON, Column, DateTime, Dialect, String, TypeDecorator
+from sqlalchemy import JSON, Column, DateTime, Dialect, String, Table, TypeDecorator, inspect
 from sqlmodel import Field
+
+
+class TableRow(Protocol):
+    """A row of a table model: every Recoverly table has an integer primary key ``id``."""
+
+    id: int | None
+
+
+def saved_id(row: TableRow) -> int:
+    """The ``id`` of a stored row; a row not stored yet has none, and is a ``ValueError``."""
+    if row.id is None:
+        raise ValueError(f"the {type(row).__name__.lower()} has no id: it is not stored yet")
+    return row.id
+
+
+def table_of(model: type[object]) -> Table:
+    """The Core table of a table model (SQLModel leaves ``__table__`` untyped)."""
+    table = inspect(model).local_table
+    if not isinstance(table, Table):
+        raise TypeError(f"{model.__name__} is not a table model")
+    return table
 
 
 def utcnow() -> datetime:

@@ -76,8 +76,8 @@ def instrument_engine(engine: AsyncEngine) -> None:
     """Spans for this engine's statements (their SQL text, never their parameters)."""
     if not enabled():
         return
-    from opentelemetry.instrumentation.sqlalchemy import __version__
     from opentelemetry.instrumentation.sqlalchemy.engine import EngineTracer
+    from opentelemetry.instrumentation.sqlalchemy.version import __version__
     from opentelemetry.metrics import get_meter
 
     tracer = trace.get_tracer("opentelemetry.instrumentation.sqlalchemy", __version__)

@@ -30,7 +30,7 @@ from recoverly.models import (
     SiteGroup,
     SiteUser,
 )
-from recoverly.models.base import UTCDateTime
+from recoverly.models.base import UTCDateTime, table_of
 
 USERS_AND_GROUPS = RestorePhase.USERS_AND_GROUPS.value
 CONTENT = RestorePhase.CONTENT.value
@@ -66,14 +66,12 @@ class EntitySpec:
     @property
     def table(self) -> Table:
         """The table the export reads."""
-        table: Table = self.model.__table__
-        return table
+        return table_of(self.model)
 
     @property
     def target(self) -> Table:
         """The table a restore writes (access is restored as reviews, not applied)."""
-        table: Table = (self.restore_model or self.model).__table__
-        return table
+        return table_of(self.restore_model or self.model)
 
     @property
     def restored_as_is(self) -> bool:

@@ -21,6 +21,7 @@ from sqlalchemy import Row, func, select
 from recoverly.database import Database
 from recoverly.errors import RecoverlyError
 from recoverly.models import ProductInstance
+from recoverly.models.base import saved_id
 from recoverly.products.archive import Manifest
 from recoverly.products.archive_writer import ArchiveWriter, RecordSink
 from recoverly.products.entities import EntitySpec, entities_for, referenced
@@ -74,7 +75,7 @@ async def count_rows(
     async with db.session() as session:
         conn = await session.connection()
         for spec in specs:
-            statement = select(func.count()).where(spec.table.c.instance_id == _id(instance))
+            statement = select(func.count()).where(spec.table.c.instance_id == saved_id(instance))
             total += int((await conn.execute(statement)).scalar_one())
     return total
 
@@ -115,7 +116,7 @@ async def export_instance(
     export = _Export(
         db,
         writer,
-        instance_id=_id(instance),
+        instance_id=saved_id(instance),
         chunk_size=chunk_size,
         specs=specs,
         include_personal_spaces=include_personal_spaces,
@@ -138,12 +139,6 @@ def source_of(instance: ProductInstance) -> dict[str, Any]:
         "url": instance.url,
         "product": str(instance.product),
     }
-
-
-def _id(instance: ProductInstance) -> int:
-    if instance.id is None:
-        raise ValueError("the instance has no id: it is not stored yet")
-    return instance.id
 
 
 async def iter_rows(

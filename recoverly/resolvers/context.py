@@ -100,6 +100,12 @@ class Context:
         return self.scope
 
     @property
+    def authenticated_admin(self) -> Admin:
+        if self.admin is None:
+            raise NotAuthenticatedError("not authenticated")
+        return self.admin
+
+    @property
     def admin_id(self) -> int:
         return self.authenticated_scope.admin_id
 

@@ -4,12 +4,12 @@ number of SQL statements. Loaders of organization-owned rows apply the request's
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import Callable, Coroutine, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from typing import Any, TypeVar
 
 from sqlalchemy import func
-from sqlmodel import SQLModel, col, select
+from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 from strawberry.dataloader import DataLoader
 
@@ -32,11 +32,12 @@ from recoverly.models import (
     SiteGroup,
     SiteUser,
 )
+from recoverly.models.base import TableRow, table_of
 from recoverly.resolvers.pagination import Page, PaginationError, paginate_each
 from recoverly.services.access import billable_member_counts, billable_users_added
 from recoverly.services.scoping import Scope
 
-RowT = TypeVar("RowT", bound=SQLModel)
+RowT = TypeVar("RowT", bound=TableRow)
 LoadFn = Callable[[list[int]], Coroutine[Any, Any, list[Any]]]
 SessionProvider = Callable[[], AbstractAsyncContextManager[AsyncSession]]
 
@@ -73,15 +74,15 @@ class Loaders:
         async def load(ids: list[int]) -> list[RowT | None]:
             async with self.session() as session:
                 rows = await self.scope.get_many(session, model, ids)
-            by_id = {row.id: row for row in rows}  # type: ignore[attr-defined]
+            by_id = {row.id: row for row in rows}
             return [by_id.get(i) for i in ids]
 
         return DataLoader(load_fn=load)
 
-    def _columns_by_id(self, model: type[SQLModel]) -> DataLoader[int, Any]:
+    def _columns_by_id(self, model: type[TableRow]) -> DataLoader[int, Any]:
         # Core rows, not ORM objects, for rows whose columns are all the schema reads: a
         # page of rows through the ORM costs several times more.
-        table = model.__table__  # type: ignore[attr-defined]
+        table = table_of(model)
 
         async def load(ids: list[int]) -> list[Any]:
             statement = select(*table.columns).where(table.c.id.in_(set(ids)))
@@ -135,6 +136,7 @@ class Loaders:
         async with self.session() as session:
             for first, after in {(first, after) for _, first, after in keys}:
                 group_ids = sorted({g for g, f, a in keys if (f, a) == (first, after)})
+                found: Mapping[int, Page[SiteUser] | BaseException]
                 try:
                     found = await paginate_each(
                         session,
@@ -170,7 +172,7 @@ class Loaders:
         return [sorted(a.product for a in group) for group in groups]
 
     async def _load_copies(self, backup_ids: list[int]) -> list[list[BackupCopy]]:
-        table = BackupCopy.__table__  # type: ignore[attr-defined]
+        table = table_of(BackupCopy)
         statement = select(*table.columns).where(table.c.backup_id.in_(backup_ids))
         rows = await self._rows(statement.order_by(table.c.id))
         return _grouped(rows, backup_ids, key=lambda c: c.backup_id)

@@ -6,18 +6,21 @@ from __future__ import annotations
 import base64
 import binascii
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
-from sqlalchemy import Select, func
+from sqlalchemy import func
 from sqlalchemy.orm import aliased
-from sqlmodel import SQLModel, col, select
+from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
+from sqlmodel.sql.expression import SelectOfScalar
 
 from recoverly.errors import RecoverlyError
+from recoverly.models.base import TableRow, saved_id, table_of
 from recoverly.resolvers.global_ids import MAX_ROW_ID
 
-RowT = TypeVar("RowT", bound=SQLModel)
+RowT = TypeVar("RowT", bound=TableRow)
 MAX_PAGE_SIZE = 100
 _CURSOR_TEXT = re.compile(r"[A-Za-z0-9_=-]{1,40}")
 _CURSOR = re.compile(r"cursor:([1-9][0-9]{0,9})")
@@ -35,11 +38,16 @@ class Page(Generic[RowT]):
     # The listing's total: known (``paginate_each`` counts every key at once), or counted
     # with ``count_statement`` (see ``count_rows``) when a client asks for it.
     total_count: int | None = None
-    count_statement: Select[Any] | None = None
+    count_statement: SelectOfScalar[int] | None = None
 
 
 def encode_cursor(row_id: int) -> str:
     return base64.urlsafe_b64encode(f"cursor:{row_id}".encode()).decode()
+
+
+def row_cursors(rows: Sequence[TableRow]) -> list[str]:
+    """The cursor of each row (a row read from the database has its ``id``)."""
+    return [encode_cursor(saved_id(row)) for row in rows]
 
 
 def decode_cursor(cursor: str) -> int:
@@ -58,7 +66,7 @@ def decode_cursor(cursor: str) -> int:
 
 async def paginate(
     session: AsyncSession,
-    statement: Select[Any],
+    statement: SelectOfScalar[RowT],
     *,
     model: type[RowT],
     first: int,
@@ -70,7 +78,7 @@ async def paginate(
     (cheaper than ORM objects, for pages whose columns are all their readers need)."""
     if not 1 <= first <= MAX_PAGE_SIZE:
         raise PaginationError(f"first must be between 1 and {MAX_PAGE_SIZE}, got {first}")
-    id_column = col(model.id)  # type: ignore[attr-defined]
+    id_column = col(model.id)
     page_statement = statement
     if after is not None:
         page_statement = page_statement.where(id_column < decode_cursor(after))
@@ -79,20 +87,20 @@ async def paginate(
         connection = await session.connection()
         rows: list[Any] = list((await connection.execute(page_statement)).all())
     else:
-        rows = list((await session.exec(page_statement)).all())  # type: ignore[call-overload]
+        rows = list((await session.exec(page_statement)).all())
     return Page(
         rows=rows[:first],
-        cursors=[encode_cursor(row.id) for row in rows[:first]],
+        cursors=row_cursors(rows[:first]),
         has_next_page=len(rows) > first,
         count_statement=_count(statement, model),
     )
 
 
-def _count(statement: Select[Any], model: type[SQLModel]) -> Select[Any]:
+def _count(statement: SelectOfScalar[Any], model: type[TableRow]) -> SelectOfScalar[int]:
     # A listing of one table counts with its own WHERE clause, so the count can use an
     # index, where a count over the listing as a subquery reads every row; joined
     # listings count their subquery.
-    table = model.__table__  # type: ignore[attr-defined]
+    table = table_of(model)
     froms = statement.get_final_froms()
     if len(froms) != 1 or froms[0] is not table:
         return select(func.count()).select_from(statement.subquery())
@@ -100,13 +108,13 @@ def _count(statement: Select[Any], model: type[SQLModel]) -> Select[Any]:
     return count if statement.whereclause is None else count.where(statement.whereclause)
 
 
-async def count_rows(session: AsyncSession, count_statement: Select[Any]) -> int:
+async def count_rows(session: AsyncSession, count_statement: SelectOfScalar[int]) -> int:
     return int((await session.exec(count_statement)).one())
 
 
 async def paginate_each(
     session: AsyncSession,
-    statement: Select[Any],
+    statement: SelectOfScalar[RowT],
     *,
     model: type[RowT],
     key: Any,
@@ -119,12 +127,12 @@ async def paginate_each(
     no more per parent than one connection."""
     if not 1 <= first <= MAX_PAGE_SIZE:
         raise PaginationError(f"first must be between 1 and {MAX_PAGE_SIZE}, got {first}")
-    id_column = col(model.id)  # type: ignore[attr-defined]
+    id_column = col(model.id)
     base = statement.where(key.in_(keys))
     counted = base.add_columns(key.label("page_key")).subquery()
     totals = dict(
         (
-            await session.exec(  # type: ignore[call-overload]
+            await session.exec(
                 select(counted.c.page_key, func.count()).group_by(counted.c.page_key)
             )
         ).all()
@@ -140,12 +148,12 @@ async def paginate_each(
         .order_by(ranked.c.page_key, ranked.c.page_rank)
     )
     found: dict[int, list[RowT]] = {k: [] for k in keys}
-    for row, page_key in (await session.exec(page_statement)).all():  # type: ignore[call-overload]
+    for row, page_key in (await session.exec(page_statement)).all():
         found[page_key].append(row)
     return {
         k: Page(
             rows=found[k][:first],
-            cursors=[encode_cursor(row.id) for row in found[k][:first]],  # type: ignore[attr-defined]
+            cursors=row_cursors(found[k][:first]),
             has_next_page=len(found[k]) > first,
             total_count=int(totals.get(k, 0)),
         )

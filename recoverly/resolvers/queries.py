@@ -12,7 +12,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlmodel import SQLModel, col, select
+from sqlmodel import col, select
+from sqlmodel.sql.expression import SelectOfScalar
 
 from recoverly.models import (
     AccessReview,
@@ -26,7 +27,7 @@ from recoverly.models import (
     Restore,
     SiteGroup,
 )
-from recoverly.models.base import RestoreStatus
+from recoverly.models.base import RestoreStatus, TableRow, saved_id
 from recoverly.resolvers.context import Context
 from recoverly.resolvers.errors import BadUserInputError, NotFoundError
 from recoverly.resolvers.global_ids import decode_id, from_global_id
@@ -88,14 +89,14 @@ async def require_instance(
     """The row ID of a site the caller may see (in ``organization_id`` if given)."""
     row_id = decode_id(global_id, "ProductInstance")
     row = None if row_id is None else await ctx.loaders.instance.load(row_id)
-    if row is None or row.id is None or organization_id not in (None, row.organization_id):
+    if row_id is None or row is None or organization_id not in (None, row.organization_id):
         raise NotFoundError("site")
-    return row.id
+    return row_id
 
 
 async def instances(ctx: Context, organization_id: str) -> list[ProductInstance]:
     org_id = await require_organization(ctx, organization_id)
-    return await ctx.loaders.instances_by_organization.load(org_id)  # type: ignore[no-any-return]
+    return await ctx.loaders.instances_by_organization.load(org_id)
 
 
 async def backups(
@@ -129,12 +130,12 @@ async def backup_relations(
     """Each backup's source site and availability, for a page at once: two queries."""
     loaders = ctx.loaders
     copies, sources = await asyncio.gather(
-        loaders.copies_by_backup.load_many([row.id for row in rows]),
+        loaders.copies_by_backup.load_many([saved_id(row) for row in rows]),
         loaders.instance.load_many([row.instance_id for row in rows]),
     )
     now = ctx.runtime.now()
     return {
-        row.id: (source, availability(row, row_copies, now))  # type: ignore[misc]
+        saved_id(row): (source, availability(row, row_copies, now))
         for row, row_copies, source in zip(rows, copies, sources, strict=True)
     }
 
@@ -226,8 +227,8 @@ def _escape_like(text: str) -> str:
 
 async def _page(
     ctx: Context,
-    statement: Any,
-    model: type[SQLModel],
+    statement: SelectOfScalar[Any],
+    model: type[TableRow],
     *,
     first: int,
     after: str | None,

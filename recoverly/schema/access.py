@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
 
 import strawberry
 from strawberry.types import Info
 
 from recoverly import models
+from recoverly.resolvers.context import Context
 from recoverly.resolvers.global_ids import to_global_id
 from recoverly.schema.connections import Connection
 from recoverly.schema.enums import AccessReviewStatus, ProductKey
@@ -49,31 +49,31 @@ class Group(Node):
         return cls(id=strawberry.ID(to_global_id("Group", row.id)), row=row, name=row.name)
 
     @strawberry.field
-    async def instance(self, info: Info[Any, None]) -> ProductInstance | None:
+    async def instance(self, info: Info[Context, None]) -> ProductInstance | None:
         row = await info.context.loaders.instance.load(self.row.instance_id)
         return ProductInstance.from_row(row) if row else None
 
     @strawberry.field
-    async def member_count(self, info: Info[Any, None]) -> int:
-        return await info.context.loaders.group_member_count.load(self.row.id)
+    async def member_count(self, info: Info[Context, None]) -> int:
+        return await info.context.loaders.group_member_count.load(models.saved_id(self.row))
 
     @strawberry.field(description="Products this group's members are billable users of.")
-    async def product_access(self, info: Info[Any, None]) -> list[ProductKey]:
-        products = await info.context.loaders.group_products.load(self.row.id)
+    async def product_access(self, info: Info[Context, None]) -> list[ProductKey]:
+        products = await info.context.loaders.group_products.load(models.saved_id(self.row))
         return [models.ProductKey(p) for p in products]
 
     @strawberry.field(
         description="Members who are billable users of a product (through any group), "
         "each person once."
     )
-    async def billable_member_count(self, info: Info[Any, None]) -> int:
-        return await info.context.loaders.billable_member_count.load(self.row.id)
+    async def billable_member_count(self, info: Info[Context, None]) -> int:
+        return await info.context.loaders.billable_member_count.load(models.saved_id(self.row))
 
     @strawberry.field(description="The group's members, newest first.")
     async def members(
-        self, info: Info[Any, None], first: int | None = 20, after: str | None = None
+        self, info: Info[Context, None], first: int | None = 20, after: str | None = None
     ) -> Connection[User]:
-        key = (self.row.id, 20 if first is None else first, after)
+        key = (models.saved_id(self.row), 20 if first is None else first, after)
         page = await info.context.loaders.group_members.load(key)
         return Connection.from_page(page, User.from_row, after=after)
 
@@ -99,19 +99,23 @@ class AccessReview(Node):
         )
 
     @strawberry.field
-    async def group(self, info: Info[Any, None]) -> Group:
-        return Group.from_row(await info.context.loaders.group.load(self.row.group_id))
+    async def group(self, info: Info[Context, None]) -> Group:
+        row = await info.context.loaders.group.load(self.row.group_id)
+        assert row is not None
+        return Group.from_row(row)
 
     @strawberry.field
-    async def restore(self, info: Info[Any, None]) -> Restore:
-        return Restore.from_row(await info.context.loaders.restore.load(self.row.restore_id))
+    async def restore(self, info: Info[Context, None]) -> Restore:
+        row = await info.context.loaders.restore.load(self.row.restore_id)
+        assert row is not None
+        return Restore.from_row(row)
 
     @strawberry.field(description="New billable users if this review were approved now.")
-    async def billable_users_added(self, info: Info[Any, None]) -> int:
-        return await info.context.loaders.billable_users_added.load(self.row.id)
+    async def billable_users_added(self, info: Info[Context, None]) -> int:
+        return await info.context.loaders.billable_users_added.load(models.saved_id(self.row))
 
     @strawberry.field
-    async def decided_by(self, info: Info[Any, None]) -> Viewer | None:
+    async def decided_by(self, info: Info[Context, None]) -> Viewer | None:
         if self.row.decided_by_id is None:
             return None
         row = await info.context.loaders.admin.load(self.row.decided_by_id)

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import strawberry
 from strawberry.types import Info
 
 from recoverly import models
+from recoverly.resolvers.context import Context
 from recoverly.resolvers.mutations import attempt, require_id, require_ids
 from recoverly.schema.access import AccessReview, Group
 from recoverly.schema.enums import ProductKey
@@ -39,7 +38,7 @@ class ProductAccessPayload:
 
 
 async def _decide(
-    info: Info[Any, None], input: GroupAccessDecisionInput, *, approve: bool
+    info: Info[Context, None], input: GroupAccessDecisionInput, *, approve: bool
 ) -> GroupAccessPayload:
     ctx = info.context
 
@@ -59,7 +58,7 @@ async def _decide(
 
 
 async def _set_access(
-    info: Info[Any, None], input: ProductAccessInput, *, granted: bool
+    info: Info[Context, None], input: ProductAccessInput, *, granted: bool
 ) -> ProductAccessPayload:
     ctx = info.context
 
@@ -83,24 +82,24 @@ async def _set_access(
 class AccessMutations:
     @strawberry.mutation(description="Apply restored product access: members become billable.")
     async def approve_group_access(
-        self, info: Info[Any, None], input: GroupAccessDecisionInput
+        self, info: Info[Context, None], input: GroupAccessDecisionInput
     ) -> GroupAccessPayload:
         return await _decide(info, input, approve=True)
 
     @strawberry.mutation(description="Refuse restored product access (can be approved later).")
     async def deny_group_access(
-        self, info: Info[Any, None], input: GroupAccessDecisionInput
+        self, info: Info[Context, None], input: GroupAccessDecisionInput
     ) -> GroupAccessPayload:
         return await _decide(info, input, approve=False)
 
     @strawberry.mutation(description="Give a group's members access to a product (billable).")
     async def grant_product_access(
-        self, info: Info[Any, None], input: ProductAccessInput
+        self, info: Info[Context, None], input: ProductAccessInput
     ) -> ProductAccessPayload:
         return await _set_access(info, input, granted=True)
 
     @strawberry.mutation(description="Take a product's access away from a group.")
     async def revoke_product_access(
-        self, info: Info[Any, None], input: ProductAccessInput
+        self, info: Info[Context, None], input: ProductAccessInput
     ) -> ProductAccessPayload:
         return await _set_access(info, input, granted=False)

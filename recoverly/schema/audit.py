@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
 
 import strawberry
 from strawberry.scalars import JSON
 from strawberry.types import Info
 
 from recoverly import models
+from recoverly.resolvers.context import Context
 from recoverly.resolvers.global_ids import to_global_id
 from recoverly.resolvers.queries import AuditFilter
 from recoverly.schema.node import Node
@@ -61,11 +61,11 @@ class AuditEvent(Node):
             target_ids=[
                 strawberry.ID(to_global_id(row.target_type, i)) for i in row.target_ids or []
             ],
-            details=row.details,
+            details=JSON(row.details),
         )
 
     @strawberry.field(description="Who did it; null for the scheduler and other system work.")
-    async def actor(self, info: Info[Any, None]) -> Viewer | None:
+    async def actor(self, info: Info[Context, None]) -> Viewer | None:
         if self.row.actor_id is None:
             return None
         row = await info.context.loaders.admin.load(self.row.actor_id)

@@ -9,6 +9,7 @@ import strawberry
 from strawberry.types import Info
 
 from recoverly import models
+from recoverly.resolvers.context import Context
 from recoverly.resolvers.mutations import MutationResult, attempt, require_id
 from recoverly.schema.backups import Backup, BackupPolicy
 from recoverly.schema.enums import Schedule, StorageMode
@@ -134,7 +135,7 @@ def _bucket_dict(bucket: CustomerBucketInput | None) -> dict[str, Any] | None:
 class BackupMutations:
     @strawberry.mutation(description="Create an active backup policy for one site.")
     async def create_backup_policy(
-        self, info: Info[Any, None], input: CreateBackupPolicyInput
+        self, info: Info[Context, None], input: CreateBackupPolicyInput
     ) -> BackupPolicyPayload:
         ctx = info.context
 
@@ -162,7 +163,7 @@ class BackupMutations:
 
     @strawberry.mutation(description="Change a backup policy's settings.")
     async def update_backup_policy(
-        self, info: Info[Any, None], input: UpdateBackupPolicyInput
+        self, info: Info[Context, None], input: UpdateBackupPolicyInput
     ) -> BackupPolicyPayload:
         ctx = info.context
 
@@ -190,7 +191,7 @@ class BackupMutations:
 
     @strawberry.mutation(description="Delete a backup policy; its backups are kept.")
     async def delete_backup_policy(
-        self, info: Info[Any, None], input: DeleteBackupPolicyInput
+        self, info: Info[Context, None], input: DeleteBackupPolicyInput
     ) -> DeleteBackupPolicyPayload:
         ctx = info.context
 
@@ -209,7 +210,7 @@ class BackupMutations:
 
     @strawberry.mutation(description="Cancel a queued or running backup; no archive is kept.")
     async def cancel_backup(
-        self, info: Info[Any, None], input: CancelBackupInput
+        self, info: Info[Context, None], input: CancelBackupInput
     ) -> CancelBackupPayload:
         ctx = info.context
 
@@ -228,7 +229,7 @@ class BackupMutations:
 
     @strawberry.mutation(description="Activate or deactivate a backup policy.")
     async def set_backup_policy_active(
-        self, info: Info[Any, None], input: SetBackupPolicyActiveInput
+        self, info: Info[Context, None], input: SetBackupPolicyActiveInput
     ) -> BackupPolicyPayload:
         ctx = info.context
 
@@ -246,7 +247,9 @@ class BackupMutations:
         return BackupPolicyPayload.of(outcome)
 
     @strawberry.mutation(description="Back up one site now.")
-    async def run_backup(self, info: Info[Any, None], input: RunBackupInput) -> RunBackupPayload:
+    async def run_backup(
+        self, info: Info[Context, None], input: RunBackupInput
+    ) -> RunBackupPayload:
         ctx = info.context
 
         async def run() -> models.Backup:

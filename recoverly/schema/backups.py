@@ -13,6 +13,7 @@ from strawberry.scalars import JSON
 from strawberry.types import Info
 
 from recoverly import models
+from recoverly.resolvers.context import Context
 from recoverly.resolvers.global_ids import to_global_id
 from recoverly.schema.enums import BackupLocation, BackupStatus, ProductKey, Schedule, StorageMode
 from recoverly.schema.node import Node
@@ -97,7 +98,7 @@ class BackupPolicy(Node):
         )
 
     @strawberry.field
-    async def instance(self, info: Info[Any, None]) -> ProductInstance | None:
+    async def instance(self, info: Info[Context, None]) -> ProductInstance | None:
         row = await info.context.loaders.instance.load(self.row.instance_id)
         return ProductInstance.from_row(row) if row else None
 
@@ -155,7 +156,7 @@ class Backup(Node):
             includes_users_and_groups=row.include_users_and_groups,
             size_bytes=row.size_bytes,
             checksum=row.checksum,
-            entity_counts=row.entity_counts,
+            entity_counts=JSON(row.entity_counts),
             failure_reason=row.failure_reason,
             attempts=row.attempts,
             extras=extras,
@@ -165,11 +166,11 @@ class Backup(Node):
     def progress(self) -> BackupProgress:
         return BackupProgress.from_event(progress_event(self.row))
 
-    async def _availability(self, info: Info[Any, None]) -> Availability:
-        copies = await info.context.loaders.copies_by_backup.load(self.row.id)
+    async def _availability(self, info: Info[Context, None]) -> Availability:
+        copies = await info.context.loaders.copies_by_backup.load(models.saved_id(self.row))
         return availability(self.row, copies, info.context.runtime.now())
 
-    def _with_availability(self, info: Info[Any, None], pick: Callable[[Availability], T]) -> T:
+    def _with_availability(self, info: Info[Context, None], pick: Callable[[Availability], T]) -> T:
         # Synchronous for prefetched rows (no await per field); else it awaits the loader.
         if self.extras is not None:
             return pick(self.extras.availability)
@@ -180,7 +181,7 @@ class Backup(Node):
         return later()  # type: ignore[return-value]
 
     @strawberry.field
-    def source(self, info: Info[Any, None]) -> ProductInstance:
+    def source(self, info: Info[Context, None]) -> ProductInstance:
         if self.extras is not None:
             return ProductInstance.from_row(self.extras.source)
 
@@ -192,29 +193,29 @@ class Backup(Node):
         return later()  # type: ignore[return-value]
 
     @strawberry.field
-    async def policy(self, info: Info[Any, None]) -> BackupPolicy | None:
+    async def policy(self, info: Info[Context, None]) -> BackupPolicy | None:
         if self.row.policy_id is None:
             return None
         row = await info.context.loaders.policy.load(self.row.policy_id)
         return BackupPolicy.from_row(row) if row else None
 
     @strawberry.field
-    async def created_by(self, info: Info[Any, None]) -> Viewer | None:
+    async def created_by(self, info: Info[Context, None]) -> Viewer | None:
         if self.row.created_by_id is None:
             return None
         row = await info.context.loaders.admin.load(self.row.created_by_id)
         return Viewer.from_row(row) if row else None
 
     @strawberry.field(description="Where a restore reads this backup from; null when no copy.")
-    def location(self, info: Info[Any, None]) -> BackupLocation | None:
+    def location(self, info: Info[Context, None]) -> BackupLocation | None:
         return self._with_availability(info, lambda a: a.location)
 
     @strawberry.field
-    def available_for_restore(self, info: Info[Any, None]) -> bool:
+    def available_for_restore(self, info: Info[Context, None]) -> bool:
         return self._with_availability(info, lambda a: a.available)
 
     @strawberry.field(description="Why the backup cannot be restored, with what to do about it.")
-    def unavailable_reason(self, info: Info[Any, None]) -> str | None:
+    def unavailable_reason(self, info: Info[Context, None]) -> str | None:
         return self._with_availability(info, lambda a: a.reason)
 
 

@@ -8,6 +8,7 @@ from typing import Any, Generic, TypeVar
 import strawberry
 from strawberry.types import Info
 
+from recoverly.resolvers.context import Context
 from recoverly.resolvers.pagination import Page, count_rows
 
 NodeT = TypeVar("NodeT")
@@ -35,7 +36,7 @@ class Connection(Generic[NodeT]):
     page: strawberry.Private[Page[Any]]
 
     @strawberry.field(description="Rows in the whole listing; counted only when selected.")
-    async def total_count(self, info: Info[Any, None]) -> int:
+    async def total_count(self, info: Info[Context, None]) -> int:
         if self.page.total_count is not None:
             return self.page.total_count
         assert self.page.count_statement is not None

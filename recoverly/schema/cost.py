@@ -32,7 +32,6 @@ from graphql import (
     VariableNode,
     get_named_type,
 )
-from graphql.pyutils import Undefined
 from graphql.type.introspection import SchemaMetaFieldDef, TypeMetaFieldDef
 from strawberry.extensions import SchemaExtension
 
@@ -131,9 +130,8 @@ class CostWalk:
             elif isinstance(argument.value, VariableNode):
                 name = argument.value.name.value
                 value = self.variables.get(name, self.defaults.get(name, value))
-        if not isinstance(value, int) or isinstance(value, bool) or value is Undefined:
-            value = MAX_PAGE_SIZE
-        return min(max(value, 1), MAX_PAGE_SIZE)
+        count = value if isinstance(value, int) and not isinstance(value, bool) else MAX_PAGE_SIZE
+        return min(max(count, 1), MAX_PAGE_SIZE)
 
 
 def _field_definition(schema: GraphQLSchema, parent: Any, name: str) -> Any:

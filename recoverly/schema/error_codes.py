@@ -30,8 +30,10 @@ def classify(error: GraphQLError) -> str:
     if isinstance(code, str):
         return code
     original = error.original_error
-    if isinstance(original, GraphQLError) and original.extensions.get("code"):
-        return str(original.extensions["code"])
+    if isinstance(original, GraphQLError) and original.extensions:
+        original_code = original.extensions.get("code")
+        if original_code:
+            return str(original_code)
     if error.path is None and (original is None or error.message.startswith("Variable '$")):
         return _document_error_code(error.message)
     for kind, client_code in CLIENT_ERRORS.items():

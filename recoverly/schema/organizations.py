@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import strawberry
 from strawberry.types import Info
 
 from recoverly import models
 from recoverly.resolvers import queries
+from recoverly.resolvers.context import Context
 from recoverly.resolvers.global_ids import to_global_id
 from recoverly.schema.connections import Connection
 from recoverly.schema.enums import PRODUCT_NAMES, ProductKey
@@ -41,21 +42,21 @@ class ProductInstance(Node):
         )
 
     @strawberry.field(description="True when the site holds no product data.")
-    async def is_empty(self, info: Info[Any, None]) -> bool:
-        return not await info.context.loaders.instance_has_data.load(self.row.id)
+    async def is_empty(self, info: Info[Context, None]) -> bool:
+        return not await info.context.loaders.instance_has_data.load(models.saved_id(self.row))
 
     @strawberry.field(description="True while a backup or restore runs on this site.")
-    async def operation_in_progress(self, info: Info[Any, None]) -> bool:
-        return await info.context.loaders.instance_busy.load(self.row.id)
+    async def operation_in_progress(self, info: Info[Context, None]) -> bool:
+        return await info.context.loaders.instance_busy.load(models.saved_id(self.row))
 
     @strawberry.field
-    async def organization(self, info: Info[Any, None]) -> Organization | None:
+    async def organization(self, info: Info[Context, None]) -> Organization | None:
         row = await info.context.loaders.organization.load(self.row.organization_id)
         return Organization.from_row(row) if row else None
 
     @strawberry.field(description="This site's backup policies, newest first.")
     async def backup_policies(
-        self, info: Info[Any, None], first: int | None = 20, after: str | None = None
+        self, info: Info[Context, None], first: int | None = 20, after: str | None = None
     ) -> Connection[LazyBackupPolicy]:
         from recoverly.schema.backups import BackupPolicy
 
@@ -95,14 +96,14 @@ class Organization(Node):
         )
 
     @strawberry.field(description="The organization's products with their sites.")
-    async def products(self, info: Info[Any, None]) -> list[Product]:
-        rows = await info.context.loaders.instances_by_organization.load(self.row.id)
+    async def products(self, info: Info[Context, None]) -> list[Product]:
+        rows = await info.context.loaders.instances_by_organization.load(models.saved_id(self.row))
         return products_from_instances(rows)
 
     @strawberry.field(description="Groups of the organization's sites, newest first.")
     async def groups(
         self,
-        info: Info[Any, None],
+        info: Info[Context, None],
         instance_id: strawberry.ID | None = None,
         search: str | None = None,
         first: int | None = 20,
@@ -124,7 +125,7 @@ class Organization(Node):
     @strawberry.field(description="Backup policies of the organization's sites, newest first.")
     async def backup_policies(
         self,
-        info: Info[Any, None],
+        info: Info[Context, None],
         instance_id: strawberry.ID | None = None,
         first: int | None = 20,
         after: str | None = None,
@@ -141,8 +142,8 @@ class Organization(Node):
         return Connection.from_page(page, BackupPolicy.from_row, after=after)
 
     @strawberry.field(description="Billable users per product; pending reviews do not count.")
-    async def billing(self, info: Info[Any, None]) -> list[ProductBilling]:
-        rows = await queries.organization_billing(info.context, self.row.id)
+    async def billing(self, info: Info[Context, None]) -> list[ProductBilling]:
+        rows = await queries.organization_billing(info.context, models.saved_id(self.row))
         return [ProductBilling(product=b.product, billable_users=b.billable_users) for b in rows]
 
 
@@ -176,8 +177,8 @@ class Viewer:
         )
 
     @strawberry.field(description="The organizations this admin administers, as far as you see.")
-    async def organizations(self, info: Info[Any, None]) -> list[Organization]:
+    async def organizations(self, info: Info[Context, None]) -> list[Organization]:
         loaders = info.context.loaders
-        org_ids = await loaders.organization_ids_by_admin.load(self.row.id)
+        org_ids = await loaders.organization_ids_by_admin.load(models.saved_id(self.row))
         rows = await loaders.organization.load_many(org_ids)
         return [Organization.from_row(r) for r in rows if r is not None]

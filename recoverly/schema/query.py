@@ -10,6 +10,7 @@ from strawberry.types import Info
 
 from recoverly import models
 from recoverly.resolvers import queries
+from recoverly.resolvers.context import Context
 from recoverly.schema.access import AccessReview, Group, User
 from recoverly.schema.audit import AuditEvent, AuditEventFilter
 from recoverly.schema.backups import Backup, BackupExtras, BackupPolicy
@@ -54,7 +55,7 @@ class RateLimit:
 @strawberry.type
 class Query:
     @strawberry.field(description="Your query budget; each operation's cost is charged to it.")
-    def rate_limit(self, info: Info[Any, None]) -> RateLimit:
+    def rate_limit(self, info: Info[Context, None]) -> RateLimit:
         budget = queries.rate_limit(info.context)
         return RateLimit(
             limit=budget.limit,
@@ -64,11 +65,11 @@ class Query:
         )
 
     @strawberry.field(description="The authenticated admin.")
-    def viewer(self, info: Info[Any, None]) -> Viewer:
-        return Viewer.from_row(info.context.admin)
+    def viewer(self, info: Info[Context, None]) -> Viewer:
+        return Viewer.from_row(info.context.authenticated_admin)
 
     @strawberry.field(description="Any object by its global ID; null when unknown or not yours.")
-    async def node(self, info: Info[Any, None], id: strawberry.ID) -> Node | None:
+    async def node(self, info: Info[Context, None], id: strawberry.ID) -> Node | None:
         found = await queries.node(info.context, id)
         if found is None or found[0] not in NODE_TYPES:
             return None
@@ -76,20 +77,22 @@ class Query:
         return NODE_TYPES[type_name].from_row(row)  # type: ignore[no-any-return]
 
     @strawberry.field
-    async def organization(self, info: Info[Any, None], id: strawberry.ID) -> Organization | None:
+    async def organization(
+        self, info: Info[Context, None], id: strawberry.ID
+    ) -> Organization | None:
         row = await queries.organization(info.context, id)
         return Organization.from_row(row) if row else None
 
     @strawberry.field(description="The organization's products, each with its sites.")
     async def products(
-        self, info: Info[Any, None], organization_id: strawberry.ID
+        self, info: Info[Context, None], organization_id: strawberry.ID
     ) -> list[Product]:
         return products_from_instances(await queries.instances(info.context, organization_id))
 
     @strawberry.field(description="Backups, newest first.")
     async def backups(
         self,
-        info: Info[Any, None],
+        info: Info[Context, None],
         organization_id: strawberry.ID,
         product: ProductKey | None = None,
         first: int | None = 20,
@@ -113,7 +116,7 @@ class Query:
     @strawberry.field(description="The Restore table: restores, newest first.")
     async def restores(
         self,
-        info: Info[Any, None],
+        info: Info[Context, None],
         organization_id: strawberry.ID,
         status: list[RestoreStatus] | None = None,
         first: int | None = 20,
@@ -130,13 +133,13 @@ class Query:
 
     @strawberry.field(description="What startRestore would do with this input, without doing it.")
     async def restore_preview(
-        self, info: Info[Any, None], input: StartRestoreInput
+        self, info: Info[Context, None], input: StartRestoreInput
     ) -> RestorePreviewPayload:
         return await restore_preview(info, input)
 
     @strawberry.field(description="Restored product access waiting for a decision.")
     async def pending_access_reviews(
-        self, info: Info[Any, None], organization_id: strawberry.ID
+        self, info: Info[Context, None], organization_id: strawberry.ID
     ) -> list[AccessReview]:
         rows = await queries.pending_access_reviews(info.context, organization_id)
         return [AccessReview.from_row(r) for r in rows]
@@ -144,7 +147,7 @@ class Query:
     @strawberry.field(description="Access reviews, decided or not, newest first.")
     async def access_reviews(
         self,
-        info: Info[Any, None],
+        info: Info[Context, None],
         organization_id: strawberry.ID,
         status: list[AccessReviewStatus] | None = None,
         first: int | None = 20,
@@ -162,7 +165,7 @@ class Query:
     @strawberry.field(description="The organization's audit log, newest first.")
     async def audit_events(
         self,
-        info: Info[Any, None],
+        info: Info[Context, None],
         organization_id: strawberry.ID,
         filter: AuditEventFilter | None = None,
         first: int | None = 20,

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import strawberry
 from strawberry.scalars import JSON
 from strawberry.types import Info
 
 from recoverly import models
+from recoverly.resolvers.context import Context
 from recoverly.resolvers.mutations import attempt, require_id
 from recoverly.schema.backups import Backup
 from recoverly.schema.enums import ProductKey
@@ -85,7 +84,9 @@ def to_request(input: StartRestoreInput) -> restores.RestoreRequest:
     )
 
 
-async def restore_preview(info: Info[Any, None], input: StartRestoreInput) -> RestorePreviewPayload:
+async def restore_preview(
+    info: Info[Context, None], input: StartRestoreInput
+) -> RestorePreviewPayload:
     ctx = info.context
     try:
         preview = await restores.preview_restore(
@@ -97,7 +98,7 @@ async def restore_preview(info: Info[Any, None], input: StartRestoreInput) -> Re
     return RestorePreviewPayload(
         backup=Backup.from_row(preview.backup) if preview.backup else None,
         destination=ProductInstance.from_row(preview.destination) if preview.destination else None,
-        entity_counts=dict(plan.entity_counts) if plan else None,
+        entity_counts=JSON(dict(plan.entity_counts)) if plan else None,
         items_total=plan.items_total if plan else 0,
         skipped_spaces=list(plan.skipped_spaces) if plan else [],
         attachments=plan.attachments if plan else 0,
@@ -119,7 +120,7 @@ async def restore_preview(info: Info[Any, None], input: StartRestoreInput) -> Re
 class RestoreMutations:
     @strawberry.mutation(description="Restore a backup into a destination site.")
     async def start_restore(
-        self, info: Info[Any, None], input: StartRestoreInput
+        self, info: Info[Context, None], input: StartRestoreInput
     ) -> StartRestorePayload:
         ctx = info.context
 
@@ -136,7 +137,7 @@ class RestoreMutations:
 
     @strawberry.mutation(description="Cancel a restore; what it restored so far is removed.")
     async def cancel_restore(
-        self, info: Info[Any, None], input: CancelRestoreInput
+        self, info: Info[Context, None], input: CancelRestoreInput
     ) -> CancelRestorePayload:
         ctx = info.context
 

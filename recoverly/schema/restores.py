@@ -10,6 +10,7 @@ from strawberry.scalars import JSON
 from strawberry.types import Info
 
 from recoverly import models
+from recoverly.resolvers.context import Context
 from recoverly.resolvers.global_ids import to_global_id
 from recoverly.schema.backups import Backup
 from recoverly.schema.enums import RestorePhase, RestoreStatus
@@ -80,7 +81,7 @@ class Restore(Node):
             include_attachments=row.include_attachments,
             include_users_and_groups=row.include_users_and_groups,
             skipped_spaces=list(row.skipped_spaces or []),
-            entity_counts=row.entity_counts,
+            entity_counts=JSON(row.entity_counts),
             failure_reason=row.failure_reason,
             created_at=row.created_at,
             started_at=row.started_at,
@@ -92,24 +93,25 @@ class Restore(Node):
         return RestoreProgress.from_event(progress_event(self.row))
 
     @strawberry.field(description="Seconds from start to finish, or until now while running.")
-    def duration_seconds(self, info: Info[Any, None]) -> float | None:
+    def duration_seconds(self, info: Info[Context, None]) -> float | None:
         if self.row.started_at is None:
             return None
         end = self.row.finished_at or info.context.runtime.now()
         return (end - self.row.started_at).total_seconds()
 
     @strawberry.field
-    async def backup(self, info: Info[Any, None]) -> Backup:
+    async def backup(self, info: Info[Context, None]) -> Backup:
         row = await info.context.loaders.backup.load(self.row.backup_id)
+        assert row is not None
         return Backup.from_row(row)
 
     @strawberry.field
-    async def destination(self, info: Info[Any, None]) -> ProductInstance:
+    async def destination(self, info: Info[Context, None]) -> ProductInstance:
         row = await info.context.loaders.instance.load(self.row.destination_id)
         return ProductInstance.from_row(row)
 
     @strawberry.field
-    async def started_by(self, info: Info[Any, None]) -> Viewer | None:
+    async def started_by(self, info: Info[Context, None]) -> Viewer | None:
         if self.row.started_by_id is None:
             return None
         row = await info.context.loaders.admin.load(self.row.started_by_id)

@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import strawberry
-from graphql import GraphQLError, ValidationRule
+from graphql import ASTValidationRule, GraphQLError
 from graphql.validation import NoSchemaIntrospectionCustomRule
 from strawberry.extensions import (
     AddValidationRules,
@@ -61,16 +61,27 @@ class RecoverlySchema(strawberry.Schema):
         if unexpected:
             super().process_errors(unexpected, execution_context)
 
-    async def execute(  # type: ignore[override]
+    async def execute(
         self,
         query: str | None,
-        *args: Any,
+        variable_values: dict[str, Any] | None = None,
+        context_value: Any | None = None,
+        root_value: Any | None = None,
+        operation_name: str | None = None,
         allowed_operation_types: Iterable[OperationType] | None = None,
-        **kwargs: Any,
+        operation_extensions: dict[str, Any] | None = None,
     ) -> ExecutionResult:
         # ``execute`` serves HTTP; websocket operations go through ``subscribe``.
         allowed = HTTP_OPERATIONS.intersection(allowed_operation_types or HTTP_OPERATIONS)
-        return await super().execute(query, *args, allowed_operation_types=allowed, **kwargs)
+        return await super().execute(
+            query,
+            variable_values=variable_values,
+            context_value=context_value,
+            root_value=root_value,
+            operation_name=operation_name,
+            allowed_operation_types=allowed,
+            operation_extensions=operation_extensions,
+        )
 
 
 def build_schema(
@@ -78,7 +89,7 @@ def build_schema(
 ) -> strawberry.Schema:
     """The schema; ``observers`` (metrics, logs, traces) run outside the other extensions."""
     # Validation rules are made once: the validation cache is keyed by the rule classes too.
-    rules: list[type[ValidationRule]] = [
+    rules: list[type[ASTValidationRule]] = [
         depth_validator(settings.max_query_depth, None),
         aliases_validator(settings.max_query_aliases),
     ]

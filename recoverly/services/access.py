@@ -207,7 +207,7 @@ async def _grant(
 
 
 async def _revoke(session: AsyncSession, *, group_id: int, product: ProductKey) -> bool:
-    result = await session.exec(  # type: ignore[call-overload]
+    result = await session.exec(
         delete(GroupProductAccess).where(
             col(GroupProductAccess.group_id) == group_id,
             col(GroupProductAccess.product) == product,

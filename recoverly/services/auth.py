@@ -19,8 +19,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING
 
+import sqlalchemy
 from sqlalchemy import delete
-from sqlmodel import col, select
+from sqlmodel import col
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from recoverly.events import EventBus
@@ -68,16 +69,24 @@ async def identity_for_hash(
 ) -> Identity | None:
     """The admin of a token and the organizations they administer, in one query; None for
     an unknown or expired token."""
+    # Five columns: more than SQLModel's ``select`` types, so a Core select on the connection.
     statement = (
-        select(Admin.id, Admin.email, Admin.name, ApiToken.expires_at, Membership.organization_id)
+        sqlalchemy.select(
+            col(Admin.id),
+            col(Admin.email),
+            col(Admin.name),
+            col(ApiToken.expires_at),
+            col(Membership.organization_id),
+        )
         .join(ApiToken, col(ApiToken.admin_id) == col(Admin.id))
         .outerjoin(Membership, col(Membership.admin_id) == col(Admin.id))
         .where(col(ApiToken.token_hash) == token_hash)
     )
-    rows = (await session.exec(statement)).all()
+    rows = (await (await session.connection()).execute(statement)).all()
     if not rows:
         return None
     admin_id, email, name, expires_at, _ = rows[0]
+    assert admin_id is not None  # a primary key read from the table
     identity = Identity(
         admin=Admin(id=admin_id, email=email, name=name),
         scope=Scope(
@@ -164,9 +173,7 @@ async def revoke_token(runtime: Runtime, token: str) -> bool:
     revocation (or after the cache's ttl at worst). False when the token was unknown."""
     token_hash = hash_token(token)
     async with runtime.db.transaction() as session:
-        deleted = await session.exec(  # type: ignore[call-overload]
-            delete(ApiToken).where(col(ApiToken.token_hash) == token_hash)
-        )
+        deleted = await session.exec(delete(ApiToken).where(col(ApiToken.token_hash) == token_hash))
     runtime.auth_cache.forget(token_hash)
     await runtime.bus.publish(AUTH_TOPIC, {"token_hash": token_hash})
     return bool(deleted.rowcount)

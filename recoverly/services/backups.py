@@ -164,9 +164,7 @@ async def perform_backup(runtime: Runtime, *, backup_id: int, attempt: int = 1) 
             runtime.metrics.backups.started.inc()
         backup.started_at = backup.started_at or runtime.now()
         backup.attempts = attempt
-        await session.exec(  # type: ignore[call-overload]
-            delete(BackupCopy).where(col(BackupCopy.backup_id) == backup_id)
-        )
+        await session.exec(delete(BackupCopy).where(col(BackupCopy.backup_id) == backup_id))
     assert instance is not None
     set_phase("exporting")
     log.info("backup started", instance_id=instance.id, policy_id=backup.policy_id)
@@ -308,9 +306,7 @@ async def _count(runtime: Runtime, instance: ProductInstance, backup: Backup) ->
 
 async def _save_progress(runtime: Runtime, backup_id: int, **values: int) -> None:
     async with runtime.db.transaction() as session:
-        await session.exec(  # type: ignore[call-overload]
-            update(Backup).where(col(Backup.id) == backup_id).values(**values)
-        )
+        await session.exec(update(Backup).where(col(Backup.id) == backup_id).values(**values))
 
 
 def _stop_check(runtime: Runtime, backup_id: int) -> Callable[..., Awaitable[bool]]:

@@ -33,7 +33,7 @@ async def acquire(
 
 
 async def release(session: AsyncSession, *, instance_id: int, kind: str, ref_id: int) -> None:
-    await session.exec(  # type: ignore[call-overload]
+    await session.exec(
         delete(InstanceOperation).where(
             col(InstanceOperation.instance_id) == instance_id,
             col(InstanceOperation.kind) == kind,

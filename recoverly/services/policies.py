@@ -278,7 +278,7 @@ async def delete_policy(runtime: Runtime, scope: Scope, *, policy_id: int) -> in
         policy = await scope.get(session, BackupPolicy, policy_id)
         if policy is None:
             raise not_found("backup policy", field=["input", "policyId"])
-        await session.exec(  # type: ignore[call-overload]
+        await session.exec(
             update(Backup).where(col(Backup.policy_id) == policy_id).values(policy_id=None)
         )
         await session.delete(policy)
@@ -356,7 +356,7 @@ async def _claim_run(runtime: Runtime, policy: BackupPolicy, now: datetime) -> b
     interval = INTERVALS.get(policy.schedule)
     next_run = None if interval is None else max(policy.next_run_at or now, now) + interval
     async with runtime.db.transaction() as session:
-        result = await session.exec(  # type: ignore[call-overload]
+        result = await session.exec(
             update(BackupPolicy)
             .where(
                 col(BackupPolicy.id) == policy.id,
@@ -369,6 +369,6 @@ async def _claim_run(runtime: Runtime, policy: BackupPolicy, now: datetime) -> b
 
 async def _postpone(runtime: Runtime, policy: BackupPolicy, when: datetime) -> None:
     async with runtime.db.transaction() as session:
-        await session.exec(  # type: ignore[call-overload]
+        await session.exec(
             update(BackupPolicy).where(col(BackupPolicy.id) == policy.id).values(next_run_at=when)
         )

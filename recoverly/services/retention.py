@@ -83,7 +83,7 @@ async def check_copies(runtime: Runtime, copies: Sequence[BackupCopy]) -> list[i
             log.warning("copy %s of backup %s is missing or damaged", copy.id, copy.backup_id)
     if missing:
         async with runtime.db.transaction() as session:
-            await session.exec(  # type: ignore[call-overload]
+            await session.exec(
                 update(BackupCopy)
                 .where(
                     col(BackupCopy.id).in_(missing), col(BackupCopy.status) == CopyStatus.AVAILABLE
