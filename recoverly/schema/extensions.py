@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
 
-from graphql import OperationType
 from strawberry.extensions import SchemaExtension, ValidationCache
+from strawberry.types.graphql import OperationType
 
 from recoverly.resolvers.context import Context
 
