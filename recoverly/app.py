@@ -53,7 +53,8 @@ class _WebSocketAdapter(ASGIWebSocketAdapter):
     ) -> AsyncGenerator[object, None]:
         """Messages as JSON; a frame too large or not a well-formed graphql-transport-ws
         message closes the connection (1009, 4400) with a reason, not a traceback."""
-        limit = self.view.runtime.settings.max_websocket_message_bytes  # type: ignore[attr-defined]
+        assert isinstance(self.view, GraphQLView)
+        limit = self.view.runtime.settings.max_websocket_message_bytes
         try:
             while self.ws.application_state != WebSocketState.DISCONNECTED:
                 message = await self.ws.receive()
@@ -135,12 +136,12 @@ class GraphQLView(GraphQL[Context, None]):
 
     async def get_context(self, request: Any, response: Any) -> Context:
         # HTTP: the context AuthenticatedGraphQL made (it holds the request's session).
-        context = request.scope.get(CONTEXT_KEY)
+        context: Context | None = request.scope.get(CONTEXT_KEY)
         if context is None:  # a websocket connection: each read ends its transaction
             context = Context(runtime=self.runtime)
             context.db.per_use = True
         context.request, context.response = request, response
-        return context  # type: ignore[no-any-return]
+        return context
 
     async def on_ws_connect(self, context: Context) -> Any:
         params = context.connection_params or {}

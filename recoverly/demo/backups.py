@@ -8,6 +8,7 @@ The demo's customer storage is a local directory standing in for the customer's 
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from functools import partial
 
 from sqlalchemy import delete
 from sqlmodel import col, select
@@ -39,6 +40,10 @@ DEMO_BACKUPS = (
 )
 
 
+def _fixed(moment: datetime) -> datetime:
+    return moment
+
+
 async def seed_demo_backups(runtime: Runtime, info: DemoInfo) -> int:
     """Make the demo backups that are missing and finish one a crash interrupted, so an
     interrupted seed is completed by the next start; returns how many were made."""
@@ -50,7 +55,7 @@ async def seed_demo_backups(runtime: Runtime, info: DemoInfo) -> int:
         for site, days_ago, customer in DEMO_BACKUPS:
             # Back-dated from when the demo data was seeded: the same moments on every start.
             moment = org.created_at - timedelta(days=days_ago)
-            runtime.clock = lambda moment=moment: moment  # type: ignore[misc]
+            runtime.clock = partial(_fixed, moment)
             found = await _demo_backup(runtime, info.instances[site], moment)
             if found is None:
                 await _backup(runtime, info, site=site, customer=customer)

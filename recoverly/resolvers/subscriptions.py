@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable, Hashable
-from typing import Any
-
-from sqlmodel import SQLModel
+from typing import Any, Generic, TypeVar
 
 from recoverly.models import FINAL_BACKUP_STATUSES, FINAL_RESTORE_STATUSES, Backup, Restore
 from recoverly.resolvers.context import Context
@@ -16,16 +14,18 @@ from recoverly.services.progress import backup_topic, percent, progress_event, r
 
 # How long a silent stream waits before re-reading the row (covers a worker that died).
 RESYNC_SECONDS = 15.0
+T = TypeVar("T")
+ProgressRowT = TypeVar("ProgressRowT", Backup, Restore)
 
 
-class SharedReads:
+class SharedReads(Generic[T]):
     """Concurrent reads of the same key share one query; nothing is kept once it returns,
     so a read never answers older data than a query of its own would."""
 
     def __init__(self) -> None:
-        self._running: dict[Hashable, asyncio.Future[Any]] = {}
+        self._running: dict[Hashable, asyncio.Future[T]] = {}
 
-    async def get(self, key: Hashable, read: Callable[[], Awaitable[Any]]) -> Any:
+    async def get(self, key: Hashable, read: Callable[[], Awaitable[T]]) -> T:
         future = self._running.get(key)
         if future is None:
             future = asyncio.ensure_future(read())
@@ -34,10 +34,10 @@ class SharedReads:
         return await asyncio.shield(future)  # one subscriber leaving cancels no one's read
 
 
-CURRENT_STATES = SharedReads()
+CURRENT_STATES: SharedReads[tuple[int, dict[str, Any]] | None] = SharedReads()
 
 
-async def _current(ctx: Context, model: type[SQLModel], row_id: int) -> dict[str, Any] | None:
+async def _current(ctx: Context, model: type[ProgressRowT], row_id: int) -> dict[str, Any] | None:
     """The row's current state if the caller may see it. Subscribers joining together share
     the query and the event (so it is executed once for all of them too)."""
     db = ctx.runtime.db
@@ -48,12 +48,12 @@ async def _current(ctx: Context, model: type[SQLModel], row_id: int) -> dict[str
             row = await session.get(model, row_id)
         if row is None:
             return None
-        return row.organization_id, progress_event(row)  # type: ignore[attr-defined, arg-type]
+        return row.organization_id, progress_event(row)
 
     found = await CURRENT_STATES.get((id(db), model.__name__, row_id), read)
     if found is None or not ctx.authenticated_scope.allows(found[0]):
         return None
-    return found[1]  # type: ignore[no-any-return]
+    return found[1]
 
 
 async def restore_progress_events(ctx: Context, global_id: str) -> AsyncIterator[dict[str, Any]]:
@@ -81,7 +81,7 @@ async def backup_progress_events(ctx: Context, global_id: str) -> AsyncIterator[
 
 
 async def _progress_events(
-    ctx: Context, model: type[SQLModel], row_id: int, topic: str, final: frozenset[str]
+    ctx: Context, model: type[ProgressRowT], row_id: int, topic: str, final: frozenset[str]
 ) -> AsyncIterator[dict[str, Any]]:
     """``items_done`` never decreases and never passes ``items_total``."""
     # Subscribe before reading the current state, so no event falls in between.

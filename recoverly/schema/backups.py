@@ -219,12 +219,17 @@ class Backup(Node):
         return self._with_availability(info, lambda a: a.reason)
 
 
+def _extras(backup: Backup) -> BackupExtras:
+    assert backup.extras is not None  # only rows of a prefetched page are read from here
+    return backup.extras
+
+
 # Prefetched fields of a page's rows, read straight from ``extras``.
 _PREFETCHED: dict[str, Callable[[Backup], Any]] = {
-    "source": lambda b: ProductInstance.from_row(b.extras.source),  # type: ignore[union-attr]
-    "location": lambda b: b.extras.availability.location,  # type: ignore[union-attr]
-    "availableForRestore": lambda b: b.extras.availability.available,  # type: ignore[union-attr]
-    "unavailableReason": lambda b: b.extras.availability.reason,  # type: ignore[union-attr]
+    "source": lambda b: ProductInstance.from_row(_extras(b).source),
+    "location": lambda b: _extras(b).availability.location,
+    "availableForRestore": lambda b: _extras(b).availability.available,
+    "unavailableReason": lambda b: _extras(b).availability.reason,
 }
 
 

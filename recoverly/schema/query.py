@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -31,16 +32,16 @@ from recoverly.schema.restore_mutations import (
 )
 from recoverly.schema.restores import Restore
 
-NODE_TYPES: dict[str, Any] = {
-    "Organization": Organization,
-    "ProductInstance": ProductInstance,
-    "Backup": Backup,
-    "Restore": Restore,
-    "BackupPolicy": BackupPolicy,
-    "Group": Group,
-    "User": User,
-    "AccessReview": AccessReview,
-    "AuditEvent": AuditEvent,
+NODE_FROM_ROW: dict[str, Callable[[Any], Node]] = {
+    "Organization": Organization.from_row,
+    "ProductInstance": ProductInstance.from_row,
+    "Backup": Backup.from_row,
+    "Restore": Restore.from_row,
+    "BackupPolicy": BackupPolicy.from_row,
+    "Group": Group.from_row,
+    "User": User.from_row,
+    "AccessReview": AccessReview.from_row,
+    "AuditEvent": AuditEvent.from_row,
 }
 
 
@@ -71,10 +72,10 @@ class Query:
     @strawberry.field(description="Any object by its global ID; null when unknown or not yours.")
     async def node(self, info: Info[Context, None], id: strawberry.ID) -> Node | None:
         found = await queries.node(info.context, id)
-        if found is None or found[0] not in NODE_TYPES:
+        if found is None or found[0] not in NODE_FROM_ROW:
             return None
         type_name, row = found
-        return NODE_TYPES[type_name].from_row(row)  # type: ignore[no-any-return]
+        return NODE_FROM_ROW[type_name](row)
 
     @strawberry.field
     async def organization(
@@ -108,7 +109,7 @@ class Query:
         relations = await queries.backup_relations(info.context, page.rows)
 
         def convert(row: models.Backup) -> Backup:
-            source, availability = relations[row.id]  # type: ignore[index]
+            source, availability = relations[models.saved_id(row)]
             return Backup.from_row(row, BackupExtras(source=source, availability=availability))
 
         return Connection.from_page(page, convert, after=after)
