@@ -16,7 +16,8 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import or_, select
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from recoverly.database import Database
 from recoverly.models import ProductInstance
@@ -64,25 +65,23 @@ class Resolved:
     counts: Counter[Outcome]
 
 
-def restore_specs(
-    manifest: Manifest,
-    destination: ProductInstance,
-    *,
-    include_attachments: bool,
-    include_users_and_groups: bool,
-) -> list[EntitySpec]:
+@dataclass(frozen=True)
+class RestoreOptions:
+    """What of the archive a restore writes (``startRestore``'s flags)."""
+
+    include_attachments: bool = True
+    include_users_and_groups: bool = True
+
+
+def restore_specs(manifest: Manifest, options: RestoreOptions) -> list[EntitySpec]:
     """The specs a restore processes: included by the options and present in the archive."""
-    if str(manifest.product) != str(destination.product):
-        raise ArchiveError(
-            f"a {manifest.product} backup cannot be restored into a {destination.product} site"
-        )
     return [
         spec
         for spec in entities_for(manifest.product)
         if spec.member in manifest.members
         and spec.included(
-            include_attachments=include_attachments,
-            include_users_and_groups=include_users_and_groups,
+            include_attachments=options.include_attachments,
+            include_users_and_groups=options.include_users_and_groups,
         )
     ]
 
@@ -315,27 +314,15 @@ class RestorePlan:
     attachments: int
     attachment_bytes: int
     groups_with_access: list[tuple[str, str]]  # (group name, product): pending reviews
-    destination_empty: bool
     items_total: int  # records the restore writes: its progress ends there
 
 
 async def plan_restore(
-    db: Database,
-    reader: ArchiveReader,
-    *,
-    destination: ProductInstance,
-    include_attachments: bool,
-    include_users_and_groups: bool,
+    db: Database, reader: ArchiveReader, *, destination_id: int, options: RestoreOptions
 ) -> RestorePlan:
     """Dry-run the restore: read only the members that can change the counts, write nothing."""
-    specs = restore_specs(
-        reader.manifest,
-        destination,
-        include_attachments=include_attachments,
-        include_users_and_groups=include_users_and_groups,
-    )
-    assert destination.id is not None
-    planner = _Planner(specs, destination_id=destination.id)
+    specs = restore_specs(reader.manifest, options)
+    planner = _Planner(specs, destination_id=destination_id)
     for spec in specs:
         await planner.count(db, reader, spec)
     plan = planner.plan
@@ -343,7 +330,6 @@ async def plan_restore(
     plan.skipped_spaces = sorted(
         key for state in planner.resolver.states.values() for key in state.skipped_keys
     )
-    plan.destination_empty = await destination_is_empty(db, destination)
     return plan
 
 
@@ -354,7 +340,7 @@ class _Planner:
         self.resolver = Resolver(
             specs, destination_id=destination_id, restore_id=None, strict=False
         )
-        self.plan = RestorePlan({}, {}, [], 0, 0, [], True, 0)
+        self.plan = RestorePlan({}, {}, [], 0, 0, [], 0)
         # Names of the groups an access review would name, by source id.
         self.reviewed = {t for s in specs if not s.restored_as_is for t in s.references.values()}
         self.names: dict[tuple[str, int], str] = {}
@@ -384,11 +370,9 @@ class _Planner:
         return remember
 
 
-async def destination_is_empty(db: Database, destination: ProductInstance) -> bool:
+async def destination_is_empty(conn: AsyncConnection, destination: ProductInstance) -> bool:
     """No Jira projects, or no Confluence spaces: the product's first content entity."""
     container = next(s for s in entities_for(destination.product) if s.phase == CONTENT)
     table = container.target
-    statement = select(func.count()).where(table.c.instance_id == destination.id)
-    async with db.session() as session:
-        count = (await (await session.connection()).execute(statement)).scalar_one()
-    return int(count) == 0
+    statement = select(table.c.id).where(table.c.instance_id == destination.id).limit(1)
+    return (await conn.execute(statement)).first() is None

@@ -9,6 +9,7 @@ from strawberry.scalars import JSON
 from strawberry.types import Info
 
 from recoverly import models
+from recoverly.products.restore_plan import RestoreOptions
 from recoverly.resolvers.mutations import attempt, require_id
 from recoverly.schema.backups import Backup
 from recoverly.schema.enums import ProductKey
@@ -80,8 +81,10 @@ def to_request(input: StartRestoreInput) -> restores.RestoreRequest:
             field=["input", "destinationId"],
             what="destination site",
         ),
-        include_attachments=input.include_attachments,
-        include_users_and_groups=input.include_users_and_groups,
+        options=RestoreOptions(
+            include_attachments=input.include_attachments,
+            include_users_and_groups=input.include_users_and_groups,
+        ),
     )
 
 
@@ -102,7 +105,7 @@ async def restore_preview(info: Info[Any, None], input: StartRestoreInput) -> Re
         skipped_spaces=list(plan.skipped_spaces) if plan else [],
         attachments=plan.attachments if plan else 0,
         attachment_bytes=plan.attachment_bytes if plan else 0,
-        destination_empty=plan.destination_empty if plan else None,
+        destination_empty=preview.destination_empty,
         access_reviews=[
             PreviewAccessReview(
                 group_name=name,

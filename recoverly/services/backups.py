@@ -403,6 +403,20 @@ def _finished(runtime: Runtime, backup: Backup) -> None:
     )
 
 
+async def detach_policy(session: AsyncSession, *, policy_id: int) -> None:
+    """The policy is being deleted: its backups stay, without a policy."""
+    await session.exec(  # type: ignore[call-overload]
+        update(Backup).where(col(Backup.policy_id) == policy_id).values(policy_id=None)
+    )
+
+
+async def expire_backup(session: AsyncSession, *, backup_id: int) -> None:
+    """The backup's last live copy expired: a restorable backup becomes EXPIRED."""
+    backup = await session.get(Backup, backup_id)
+    if backup is not None and backup.status in (BackupStatus.COMPLETED, BackupStatus.INCOMPLETE):
+        backup.status = BackupStatus.EXPIRED
+
+
 def internal_key(backup: Backup) -> str:
     return f"backups/org-{backup.organization_id}/backup-{backup.id}.zip"
 
