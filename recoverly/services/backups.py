@@ -23,12 +23,12 @@ from recoverly.models import (
     ProductInstance,
     StorageMode,
 )
+from recoverly.observability.incidents import cite, report
 from recoverly.observability.logs import get_logger, set_phase
 from recoverly.products.export import ExportStopped, count_rows, export_instance
 from recoverly.services import audit, operations
 from recoverly.services.archives import customer_store, store_for
 from recoverly.services.errors import ErrorCode, ServiceError, not_found
-from recoverly.services.incidents import cite, report
 from recoverly.services.progress import ProgressPublisher, progress_event, topic_of
 from recoverly.services.runtime import Runtime
 from recoverly.services.scoping import Scope

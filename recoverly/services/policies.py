@@ -12,11 +12,11 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from recoverly.models import BackupPolicy, ProductInstance, Schedule, StorageMode
+from recoverly.observability.incidents import cite, report
 from recoverly.services import audit
 from recoverly.services.archives import customer_store
 from recoverly.services.backups import detach_policy, start_backup
 from recoverly.services.errors import ErrorCode, ServiceError, not_found
-from recoverly.services.incidents import cite, report
 from recoverly.services.runtime import Runtime
 from recoverly.services.scoping import Scope
 from recoverly.services.secrets import needs_sealing, open_bucket, seal_bucket

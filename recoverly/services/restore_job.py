@@ -27,6 +27,7 @@ from recoverly.models import (
     RestorePhase,
     RestoreStatus,
 )
+from recoverly.observability.incidents import cite, report
 from recoverly.observability.logs import get_logger
 from recoverly.products.archive import ArchiveError
 from recoverly.products.archive_reader import ArchiveReader
@@ -39,7 +40,6 @@ from recoverly.products.restore_engine import (
     restore_archive,
 )
 from recoverly.services import operations
-from recoverly.services.incidents import cite, report
 from recoverly.services.progress import ProgressPublisher
 from recoverly.services.restores import RESTORE_JOB, copy_to_read, open_archive
 from recoverly.services.runtime import Runtime

@@ -28,6 +28,7 @@ from recoverly.models import (
     RestoreStatus,
 )
 from recoverly.observability import tracing
+from recoverly.observability.incidents import cite, report
 from recoverly.observability.logs import get_logger
 from recoverly.products.archive import ArchiveError
 from recoverly.products.archive_reader import ArchiveReader
@@ -37,7 +38,6 @@ from recoverly.services import audit, operations
 from recoverly.services.access import billable_accounts
 from recoverly.services.archives import local_archive
 from recoverly.services.errors import ErrorCode, ServiceError, not_found
-from recoverly.services.incidents import cite, report
 from recoverly.services.locations import Availability, availability
 from recoverly.services.progress import progress_event, restore_topic
 from recoverly.services.retention import check_copies
