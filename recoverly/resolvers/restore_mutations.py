@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Protocol
 
 from recoverly.models import Restore
-from recoverly.products.restore_plan import RestoreOptions
+from recoverly.products.restore_engine import RestoreOptions
 from recoverly.resolvers.context import Context
 from recoverly.resolvers.mutations import Outcome, attempt, require_id
 from recoverly.services import restores

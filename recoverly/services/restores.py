@@ -21,7 +21,6 @@ from recoverly.models import (
     FINAL_RESTORE_STATUSES,
     Backup,
     BackupCopy,
-    InstanceOperation,
     ProductInstance,
     ProductKey,
     Restore,
@@ -46,6 +45,7 @@ from recoverly.services.scoping import Scope
 from recoverly.storage import StorageError
 
 RESTORE_JOB = "restore.run"
+DESTINATION_FIELD = ["input", "destinationId"]
 log = get_logger(__name__)
 
 
@@ -84,19 +84,19 @@ async def check_request(
         raise not_found("backup", field=["input", "backupId"])
     destination = await scope.get(session, ProductInstance, request.destination_id)
     if destination is None:
-        raise not_found("destination site", field=["input", "destinationId"])
+        raise not_found("destination site", field=DESTINATION_FIELD)
     if backup.organization_id != destination.organization_id:
         raise ServiceError(
             ErrorCode.ORGANIZATION_MISMATCH,
             "a backup can only be restored into a site of the organization it was made in",
-            field=["input", "destinationId"],
+            field=DESTINATION_FIELD,
         )
     if backup.product != destination.product:
         raise ServiceError(
             ErrorCode.PRODUCT_MISMATCH,
             f"a {backup.product.title()} backup can only be restored into a "
             f"{backup.product.title()} site",
-            field=["input", "destinationId"],
+            field=DESTINATION_FIELD,
         )
     found = await copy_to_read(runtime, session, backup)
     if found.copy is None:
@@ -129,17 +129,8 @@ def check_destination_free(destination: ProductInstance, *, empty: bool) -> None
             ErrorCode.DESTINATION_NOT_EMPTY,
             f"the Jira site {destination.name} already holds projects: a Jira backup can "
             "only be restored into an empty site",
-            field=["input", "destinationId"],
+            field=DESTINATION_FIELD,
         )
-
-
-def busy_error() -> ServiceError:
-    return ServiceError(
-        ErrorCode.DESTINATION_BUSY,
-        "a backup or restore is already in progress on this site; "
-        "wait for it to finish, then try again",
-        field=["input", "destinationId"],
-    )
 
 
 @asynccontextmanager
@@ -194,8 +185,8 @@ async def start_restore(runtime: Runtime, scope: Scope, request: RestoreRequest)
     await verify_copy(runtime, scope, request.backup_id)
     async with runtime.db.session() as session:
         checked = await check_request(runtime, session, scope, request)
-        if await session.get(InstanceOperation, request.destination_id) is not None:
-            raise busy_error()
+        if await operations.is_busy(session, instance_id=request.destination_id):
+            raise operations.busy_error(DESTINATION_FIELD)
         check_destination_free(
             checked.destination, empty=await is_empty(session, checked.destination)
         )
@@ -224,7 +215,7 @@ async def start_restore(runtime: Runtime, scope: Scope, request: RestoreRequest)
             instance_id=request.destination_id,
             kind="restore",
             ref_id=restore.id,
-            field=["input", "destinationId"],
+            field=DESTINATION_FIELD,
         )
         check_destination_free(
             checked.destination, empty=await is_empty(session, checked.destination)
@@ -292,9 +283,8 @@ async def preview_restore(runtime: Runtime, scope: Scope, request: RestoreReques
             preview.errors.append(error)
             return preview
         preview.backup, preview.destination = checked.backup, checked.destination
-        busy = await session.get(InstanceOperation, request.destination_id)
-        if busy is not None:
-            preview.errors.append(busy_error())
+        if await operations.is_busy(session, instance_id=request.destination_id):
+            preview.errors.append(operations.busy_error(DESTINATION_FIELD))
         empty = await is_empty(session, checked.destination)
         try:
             check_destination_free(checked.destination, empty=empty)
