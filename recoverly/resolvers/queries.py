@@ -144,6 +144,7 @@ async def backup_relations(
 async def backup_availability(ctx: Context, row: Backup) -> Availability:
     """Where a restore would read one backup from, or why it cannot (``backup_relations``
     does it for a page)."""
+    assert row.id is not None
     copies = await ctx.loaders.copies_by_backup.load(row.id)
     return availability(row, copies, ctx.runtime.now())
 
