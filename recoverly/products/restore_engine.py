@@ -25,7 +25,7 @@ from recoverly.models import GroupProductAccess, RestorePhase, SiteGroup
 from recoverly.products.archive_reader import ArchiveReader, RecordChunks
 from recoverly.products.entities import EntitySpec, purge_order
 from recoverly.products.restore_plan import (
-    Outcome,
+    RecordOutcome,
     Resolved,
     Resolver,
     RestoreOptions,
@@ -257,11 +257,11 @@ class _Run:
         # event loop (which serves the API in the embedded mode) is never held for a chunk.
         inserter = self._inserter(spec)
         resolved, rows = await asyncio.to_thread(self._prepare, spec, inserter, records)
-        counts = dict(self.counts.get(spec.name) or dict.fromkeys(Outcome, 0))
+        counts = dict(self.counts.get(spec.name) or dict.fromkeys(RecordOutcome, 0))
         for outcome, count in resolved.counts.items():
             counts[outcome] += count
         self.counts[spec.name] = counts
-        self.items_done += resolved.counts[Outcome.WRITE]
+        self.items_done += resolved.counts[RecordOutcome.WRITE]
         async with self.db.transaction() as session:
             conn = await session.connection()
             await self._insert(conn, spec, rows)
@@ -344,7 +344,7 @@ class _Run:
         await self.store.report_progress(FINALIZING, self.items_done)
         for spec in self.specs:
             await self._verify(spec)
-        written = {name: c[Outcome.WRITE] for name, c in self.counts.items()}
+        written = {name: c[RecordOutcome.WRITE] for name, c in self.counts.items()}
         reviews = sum(written.get(s.name, 0) for s in self.specs if not s.restored_as_is)
         return RestoreResult(
             entity_counts=written,
@@ -352,13 +352,13 @@ class _Run:
                 key for state in self.resolver.states.values() for key in state.skipped_keys
             ),
             access_reviews=reviews,
-            existing={name: c[Outcome.EXISTING] for name, c in self.counts.items()},
-            skipped={name: c[Outcome.SKIP] for name, c in self.counts.items()},
+            existing={name: c[RecordOutcome.EXISTING] for name, c in self.counts.items()},
+            skipped={name: c[RecordOutcome.SKIP] for name, c in self.counts.items()},
         )
 
     async def _verify(self, spec: EntitySpec) -> None:
         expected = record_count(self.reader.manifest, spec)
-        counts = self.counts.get(spec.name) or dict.fromkeys(Outcome, 0)
+        counts = self.counts.get(spec.name) or dict.fromkeys(RecordOutcome, 0)
         if sum(counts.values()) != expected:
             raise RestoreIncompleteError(
                 f"{spec.name}: the archive holds {expected} records, "
@@ -368,9 +368,9 @@ class _Run:
         statement = select(func.count()).where(table.c.restore_id == self.restore_id)
         async with self.db.session() as session:
             stored = (await (await session.connection()).execute(statement)).scalar_one()
-        if stored != counts[Outcome.WRITE]:
+        if stored != counts[RecordOutcome.WRITE]:
             raise RestoreIncompleteError(
-                f"{spec.name}: {counts[Outcome.WRITE]} rows written, {stored} in the database"
+                f"{spec.name}: {counts[RecordOutcome.WRITE]} rows written, {stored} in the database"
             )
 
 

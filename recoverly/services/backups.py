@@ -25,7 +25,7 @@ from recoverly.models import (
 )
 from recoverly.observability.incidents import cite, report
 from recoverly.observability.logs import get_logger, set_phase
-from recoverly.products.export import ExportStopped, count_rows, export_instance
+from recoverly.products.export import ExportStopped, count_export_rows, export_instance
 from recoverly.services import audit, operations
 from recoverly.services.archives import customer_store, store_for
 from recoverly.services.errors import ErrorCode, ServiceError, not_found
@@ -75,7 +75,7 @@ async def start_backup(
         instance = await scope.get(session, ProductInstance, instance_id)
     if instance is None:
         raise not_found("site", field=["input", "instanceId"])
-    items_total = await count_rows(
+    items_total = await count_export_rows(
         runtime.db,
         instance=instance,
         include_attachments=include_attachments,
@@ -298,7 +298,7 @@ async def _locked(
 
 
 async def _count(runtime: Runtime, instance: ProductInstance, backup: Backup) -> int:
-    return await count_rows(
+    return await count_export_rows(
         runtime.db,
         instance=instance,
         include_attachments=backup.include_attachments,

@@ -48,9 +48,6 @@ from recoverly.storage import StorageError
 log = get_logger(__name__)
 _RESTORES = Restore.__table__  # type: ignore[attr-defined]
 
-ProgressCallback = Callable[[str, int], Awaitable[None]]  # (phase, items written so far)
-StopCheck = Callable[[], Awaitable[bool]]
-
 
 class RestoreRowStore:
     """The engine's ``RestoreStore`` for one restore: checkpoints go on its row, in the
@@ -61,8 +58,8 @@ class RestoreRowStore:
         db: Database,
         restore_id: int,
         *,
-        on_progress: ProgressCallback,
-        should_stop: StopCheck,
+        on_progress: Callable[[str, int], Awaitable[None]],  # (phase, items written so far)
+        should_stop: Callable[[], Awaitable[bool]],
     ) -> None:
         self.db, self.restore_id = db, restore_id
         self._on_progress, self._should_stop = on_progress, should_stop
