@@ -15,8 +15,10 @@ $(STAMP): pyproject.toml
 serve: $(STAMP)
 	$(BIN)/recoverly serve --demo
 
+# Parallel workers, one per core; each module (per database backend) runs in one worker.
+TEST_WORKERS ?= auto
 test: $(STAMP)
-	$(BIN)/pytest
+	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadgroup
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
