@@ -101,6 +101,20 @@ async def make_database_url(backend: str, tmp_path: Path) -> tuple[str, Postgres
     return pg.url, pg
 
 
+@asynccontextmanager
+async def empty_database(backend: str, tmp_path: Path) -> AsyncIterator[Database]:
+    """A migrated database with no rows, dropped (PostgreSQL) afterwards."""
+    url, pg = await make_database_url(backend, tmp_path)
+    db = Database(async_database_url(url))
+    try:
+        await db.migrate()
+        yield db
+    finally:
+        await db.dispose()
+        if pg is not None:
+            await pg.drop()
+
+
 def backend_params() -> list[Any]:
     return ["sqlite", pytest.param("postgres", marks=needs_postgres)]
 
@@ -404,28 +418,15 @@ def anyio_backend() -> Iterator[str]:
     yield "asyncio"
 
 
-def _group_of(item: pytest.Item) -> str:
-    """Tests of one module and backend run in one worker: their module-scoped fixtures (a
-    deployment of their own, a browser, a process topology) are made once."""
-    callspec = getattr(item, "callspec", None)
-    backend = callspec.params.get("backend") if callspec is not None else None
-    module = item.nodeid.split("::", 1)[0]
-    return f"{module}-{backend}" if backend else module
+def _module_of(item: pytest.Item) -> str:
+    return item.nodeid.split("::", 1)[0]
 
 
 @pytest.hookimpl(wrapper=True)
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> Iterator[None]:
-    """Each test gets its ``xdist_group`` (``make test`` runs ``--dist loadgroup``); the groups
-    with tests marked ``slow`` (server processes) are handed out first, so that no worker
-    starts one while the others have nothing left."""
-    groups: dict[pytest.Item, str] = {}
-    for item in items:
-        marker = item.get_closest_marker("xdist_group")
-        if marker is None:
-            item.add_marker(pytest.mark.xdist_group(_group_of(item)))
-            marker = item.get_closest_marker("xdist_group")
-            assert marker is not None
-        groups[item] = str(marker.args[0] if marker.args else marker.kwargs.get("name"))
+    """Modules with tests marked ``slow`` (server processes) first: ``make test`` hands each
+    module to one worker (``--dist loadscope``, module-scoped fixtures made once) in this
+    order, so that no worker starts a long module while the others have nothing left."""
     yield
-    slow = {groups[item] for item in items if item.get_closest_marker("slow") is not None}
-    items.sort(key=lambda item: groups[item] not in slow)
+    slow = {_module_of(item) for item in items if item.get_closest_marker("slow") is not None}
+    items.sort(key=lambda item: _module_of(item) not in slow)
