@@ -14,6 +14,8 @@ from pathlib import Path
 
 import httpx
 
+from tests.waiting import wait_for
+
 
 def free_port() -> int:
     with socket.socket() as sock:
@@ -80,16 +82,16 @@ class ServerProcess:
         await self._wait_ready()
 
     async def _wait_ready(self) -> None:
-        assert self.process is not None
-        async with httpx.AsyncClient(base_url=self.url) as client, asyncio.timeout(60):
-            while True:
+        async with httpx.AsyncClient(base_url=self.url) as client:
+
+            async def healthy() -> bool:
                 self._check_alive()
                 try:
-                    if (await client.get("/healthz")).status_code == 200:
-                        return
+                    return (await client.get("/healthz")).status_code == 200
                 except httpx.TransportError:
-                    pass
-                await asyncio.sleep(0.1)
+                    return False
+
+            await wait_for(healthy, within=60, what=f"{self.command} to answer /healthz", poll=0.05)
 
     def _check_alive(self) -> None:
         assert self.process is not None
@@ -144,7 +146,8 @@ class WorkerProcess(ServerProcess):
             return []
 
     async def _wait_ready(self) -> None:
-        async with asyncio.timeout(60):
-            while len(self.worker_ids) < 2:
-                self._check_alive()
-                await asyncio.sleep(0.1)
+        def registered() -> bool:
+            self._check_alive()
+            return len(self.worker_ids) >= 2
+
+        await wait_for(registered, within=60, what="the worker to register", poll=0.05)
