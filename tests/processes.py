@@ -4,8 +4,10 @@ started on loopback and killed with SIGKILL."""
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -16,11 +18,29 @@ import httpx
 
 from tests.waiting import wait_for
 
+# Server processes get ports from a block per pytest-xdist worker, below the kernel's
+# ephemeral range (where port-0 binds land): two workers never pick the same port between
+# the check here and the child's bind.
+PORT_BLOCK = 400
+_WORKER = int(os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw") or 0)
+_next_port = itertools.cycle(
+    range(20000 + PORT_BLOCK * _WORKER, 20000 + PORT_BLOCK * (_WORKER + 1))
+)
+for _ in range(random.randrange(PORT_BLOCK)):  # other test runs on the machine start elsewhere
+    next(_next_port)
+
 
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    """A loopback port nothing listens on, from this test process's block."""
+    for _ in range(PORT_BLOCK):
+        port = next(_next_port)
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError("no free port left in this test process's block")
 
 
 class ServerProcess:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import http.client
-import socket
 import subprocess
 import sys
 import uuid
@@ -16,6 +15,7 @@ from typing import Any
 import boto3
 import pytest
 
+from tests.processes import free_port
 from tests.waiting import wait_for
 
 
@@ -23,12 +23,6 @@ from tests.waiting import wait_for
 def s3_credentials() -> dict[str, str]:
     """Fake keys the moto server accepts; passed explicitly, never read from the environment."""
     return {"access_key_id": "testing-key", "secret_access_key": "testing-secret"}
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _answers_http(port: int) -> bool:
@@ -48,7 +42,7 @@ async def s3_endpoint(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator
     hidden so only the explicit fake credentials are used."""
     home = tmp_path_factory.mktemp("aws")
     log_path = home / "moto.log"
-    port = _free_port()
+    port = free_port()
     with pytest.MonkeyPatch.context() as env, log_path.open("wb") as log:
         for name in ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_ENDPOINT_URL"):
             env.delenv(name, raising=False)

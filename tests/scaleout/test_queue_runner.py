@@ -4,11 +4,8 @@ backoff, giving up, and the engine's recovery of the jobs of a dead worker."""
 from __future__ import annotations
 
 import asyncio
-import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
-from typing import Any
 
 import pytest
 from sqlalchemy import text
@@ -17,6 +14,7 @@ from recoverly.database import Database
 from recoverly.jobs import JobArgs, JobDefinition, JobInfo
 from recoverly.jobs.queue import QUEUE, QueueJobRunner, QueueOptions
 from recoverly.settings import async_database_url
+from tests.jobs.recorder import Recorder
 from tests.scaleout.conftest import needs_postgres
 
 pytestmark = needs_postgres
@@ -30,36 +28,6 @@ FAST = QueueOptions(
     backoff_seconds=0.2,
     shutdown_seconds=2.0,
 )
-
-
-@dataclass
-class Recorder:
-    """A job handler that records its runs and fails its first ``failures`` attempts."""
-
-    failures: int = 0
-    runs: list[tuple[JobArgs, JobInfo, float]] = field(default_factory=list)
-    gave_up: list[tuple[JobArgs, str]] = field(default_factory=list)
-    changed: asyncio.Event = field(default_factory=asyncio.Event)
-
-    async def run(self, args: JobArgs, info: JobInfo) -> None:
-        self.runs.append((args, info, time.monotonic()))
-        self.changed.set()
-        if info.attempt <= self.failures:
-            raise RuntimeError(f"boom {info.attempt}")
-
-    async def give_up(self, args: JobArgs, reason: str) -> None:
-        self.gave_up.append((args, reason))
-        self.changed.set()
-
-    async def until(self, condition: Callable[[], Any], *, within: float = 20) -> None:
-        """Await ``condition()`` becoming true, woken by each run and give-up (no polling)."""
-        async with asyncio.timeout(within):
-            while not condition():
-                self.changed.clear()
-                await self.changed.wait()
-
-    def definition(self, max_attempts: int) -> JobDefinition:
-        return JobDefinition("test.record", self.run, self.give_up, max_attempts)
 
 
 @asynccontextmanager
