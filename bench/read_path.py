@@ -11,7 +11,9 @@ The cost of logging and metrics: with ``--observability both`` (the default) a s
 ``recoverly serve`` over the same file runs with them off (``RECOVERLY_METRICS_ENABLED=false``,
 ``RECOVERLY_LOG_LEVEL=warning``: no operation metrics, no request lines), the two are
 measured alternately (on, off, then off, on with ``--rounds 2``, ...) and the table adds the
-off server's throughput and the on/off ratio. ``on`` or ``off`` measures one server only.
+off server's throughput, the on/off ratio, and each server's CPU time per request (all its
+threads, from ``/proc``; steadier than throughput on a machine shared with other work) with
+their off/on ratio. ``on`` or ``off`` measures one server only.
 
     .venv/bin/python bench/read_path.py [--backups 100000] [--duration 10] [--connections 32]
         [--entities 100000] [--no-restore] [--observability on|off|both] [--rounds 2]
@@ -24,6 +26,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -309,6 +312,7 @@ class Load:
     p50_ms: float
     p99_ms: float
     errors: int
+    cpu_us: float = 0.0  # the server's CPU time (all its threads) per request, when measured
 
 
 WRK_SCRIPT = """wrk.method = "POST"
@@ -318,21 +322,40 @@ wrk.headers["Authorization"] = "Bearer {token}"
 """
 
 
-def run_wrk(url: str, body: dict[str, Any], *, connections: int, duration: int, work: Path) -> Load:
+def run_wrk(
+    url: str,
+    body: dict[str, Any],
+    *,
+    connections: int,
+    duration: int,
+    work: Path,
+    pid: int | None = None,
+) -> Load:
+    """wrk's throughput and latency; with the server's ``pid``, its CPU time per request too."""
     script = work / "wrk.lua"
     script.write_text(WRK_SCRIPT.format(body=json.dumps(json.dumps(body)), token=TOKEN))
     command = [
         "wrk", f"-c{connections}", "-t2", f"-d{duration}s", "--latency", "--timeout", "30s",
         "-s", str(script), f"{url}/graphql",
     ]  # fmt: skip
+    cpu = cpu_seconds(pid) if pid else 0.0
     out = subprocess.run(command, capture_output=True, text=True, check=True).stdout
+    cpu = cpu_seconds(pid) - cpu if pid else 0.0
     errors = sum(int(n) for n in re.findall(r"(?:Non-2xx or 3xx responses|timeout) (\d+)", out))
+    requests = int(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
     return Load(
         rps=float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),  # type: ignore[union-attr]
         p50_ms=_latency(out, "50%"),
         p99_ms=_latency(out, "99%"),
         errors=errors,
+        cpu_us=cpu / requests * 1e6 if requests else 0.0,
     )
+
+
+def cpu_seconds(pid: int) -> float:
+    """User and system CPU time of a process so far, all its threads (Linux ``/proc``)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _latency(out: str, label: str) -> float:
@@ -405,19 +428,20 @@ def combined(loads: list[Load]) -> Load:
         p50_ms=sum(load.p50_ms for load in loads) / n,
         p99_ms=sum(load.p99_ms for load in loads) / n,
         errors=sum(load.errors for load in loads),
+        cpu_us=sum(load.cpu_us for load in loads) / n,
     )
 
 
 def alternately(
-    urls: list[str], body: dict[str, Any], *, rounds: int, load: dict[str, Any]
+    servers: list[ServerProcess], body: dict[str, Any], *, rounds: int, load: dict[str, Any]
 ) -> list[Load]:
     """Each server's load over ``rounds`` runs, the order reversed every round (on, off, off,
     on, ...), so that a drift of the machine's load weighs on both alike."""
-    runs: list[list[Load]] = [[] for _ in urls]
+    runs: list[list[Load]] = [[] for _ in servers]
     for n in range(rounds):
-        order = list(range(len(urls)))
+        order = list(range(len(servers)))
         for i in order if n % 2 == 0 else order[::-1]:
-            runs[i].append(run_wrk(urls[i], body, **load))
+            runs[i].append(run_wrk(servers[i].url, body, pid=servers[i].pid, **load))
     return [combined(server_runs) for server_runs in runs]
 
 
@@ -456,13 +480,12 @@ async def measure(args: argparse.Namespace, work: Path) -> None:
             ("viewer { id }", {"query": VIEWER}),
         ]
         load = {"connections": args.connections, "duration": args.duration, "work": work}
-        urls = [process.url for process in servers]
         rows, idle_viewer = [], None
         for label, body in cases:
-            for target in urls:
-                await check_same_json(target, plain.url, body)
-                run_wrk(target, body, connections=args.connections, duration=2, work=work)  # warm
-            ours, *off = alternately(urls, body, rounds=args.rounds, load=load)
+            for process in servers:
+                await check_same_json(process.url, plain.url, body)
+                run_wrk(process.url, body, connections=args.connections, duration=2, work=work)
+            ours, *off = alternately(servers, body, rounds=args.rounds, load=load)
             theirs = run_wrk(plain.url, body, **load)
             if label.startswith("viewer"):
                 idle_viewer = ours
@@ -470,12 +493,14 @@ async def measure(args: argparse.Namespace, work: Path) -> None:
                    theirs.p99_ms, ratio(ours.rps, theirs.rps)]  # fmt: skip
             for other in off:  # observability off, for the on/off ratio
                 row += [other.rps, other.p99_ms, ratio(other.rps, theirs.rps),
-                        ratio(ours.rps, other.rps)]  # fmt: skip
+                        ratio(ours.rps, other.rps), ours.cpu_us, other.cpu_us,
+                        ratio(other.cpu_us, ours.cpu_us)]  # fmt: skip
             rows.append([*row, sum(r.errors for r in (ours, *off, theirs))])
         headers = ["query", "req/s", "p50 ms", "p99 ms", "plain req/s", "plain p50", "plain p99",
                    "ratio"]  # fmt: skip
         if len(servers) > 1:
-            headers += ["off req/s", "off p99", "off ratio", "on/off"]
+            headers += ["off req/s", "off p99", "off ratio", "on/off", "cpu us/req",
+                        "off cpu us/req", "cpu off/on"]  # fmt: skip
         title = (
             f"GraphQL vs plain route, SQLite, {args.backups:,} backups, wrk {args.connections} "
             f"connections, {args.duration} s each"
