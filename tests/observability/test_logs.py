@@ -29,9 +29,9 @@ except RuntimeError:
 SECRETS = ("tok-in-a-field", "tok-in-text", "sk-in-repr", "pw-in-url")
 
 
-def run(**env: str) -> str:
+def run(script: str = SCRIPT, **env: str) -> str:
     result = subprocess.run(
-        [sys.executable, "-c", SCRIPT],
+        [sys.executable, "-c", script],
         capture_output=True,
         text=True,
         timeout=60,
@@ -80,15 +80,7 @@ log.info("no phase", big=2**70, tags={"a"})
 
 
 def test_bound_values_reach_the_lines_of_their_block_only() -> None:
-    result = subprocess.run(
-        [sys.executable, "-c", CONTEXT_SCRIPT],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-        env={**os.environ},
-    )
-    inside, after, odd = (json.loads(line) for line in result.stderr.splitlines())
+    inside, after, odd = (json.loads(line) for line in run(CONTEXT_SCRIPT).splitlines())
     assert inside["event"] == "inside" and inside["job"] == "restore.run"
     assert inside["phase"] == "CONTENT" and inside["attempt"] == 1
     assert inside["restore_id"] == 8  # what the call passes wins over the bound value
