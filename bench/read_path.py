@@ -7,8 +7,16 @@ count, page, sites, copies) and returns the same JSON (checked before timing). w
 both with the same load. Last, ``viewer`` is measured again while 100,000-entity restores
 run back to back in the server, against its idle p99.
 
+The cost of logging and metrics: with ``--observability both`` (the default) a second
+``recoverly serve`` over the same file runs with them off (``RECOVERLY_METRICS_ENABLED=false``,
+``RECOVERLY_LOG_LEVEL=warning``: no operation metrics, no request lines), the two are
+measured alternately (on, off, then off, on with ``--rounds 2``, ...) and the table adds the
+off server's throughput, the on/off ratio, and each server's CPU time per request (all its
+threads, from ``/proc``; steadier than throughput on a machine shared with other work) with
+their off/on ratio. ``on`` or ``off`` measures one server only.
+
     .venv/bin/python bench/read_path.py [--backups 100000] [--duration 10] [--connections 32]
-        [--entities 100000] [--no-restore]
+        [--entities 100000] [--no-restore] [--observability on|off|both] [--rounds 2]
 
 Needs ``wrk`` (``apt-get install -y wrk``).
 """
@@ -18,6 +26,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -303,6 +312,7 @@ class Load:
     p50_ms: float
     p99_ms: float
     errors: int
+    cpu_us: float = 0.0  # the server's CPU time (all its threads) per request, when measured
 
 
 WRK_SCRIPT = """wrk.method = "POST"
@@ -312,21 +322,40 @@ wrk.headers["Authorization"] = "Bearer {token}"
 """
 
 
-def run_wrk(url: str, body: dict[str, Any], *, connections: int, duration: int, work: Path) -> Load:
+def run_wrk(
+    url: str,
+    body: dict[str, Any],
+    *,
+    connections: int,
+    duration: int,
+    work: Path,
+    pid: int | None = None,
+) -> Load:
+    """wrk's throughput and latency; with the server's ``pid``, its CPU time per request too."""
     script = work / "wrk.lua"
     script.write_text(WRK_SCRIPT.format(body=json.dumps(json.dumps(body)), token=TOKEN))
     command = [
         "wrk", f"-c{connections}", "-t2", f"-d{duration}s", "--latency", "--timeout", "30s",
         "-s", str(script), f"{url}/graphql",
     ]  # fmt: skip
+    cpu = cpu_seconds(pid) if pid else 0.0
     out = subprocess.run(command, capture_output=True, text=True, check=True).stdout
+    cpu = cpu_seconds(pid) - cpu if pid else 0.0
     errors = sum(int(n) for n in re.findall(r"(?:Non-2xx or 3xx responses|timeout) (\d+)", out))
+    requests = int(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
     return Load(
         rps=float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),  # type: ignore[union-attr]
         p50_ms=_latency(out, "50%"),
         p99_ms=_latency(out, "99%"),
         errors=errors,
+        cpu_us=cpu / requests * 1e6 if requests else 0.0,
     )
+
+
+def cpu_seconds(pid: int) -> float:
+    """User and system CPU time of a process so far, all its threads (Linux ``/proc``)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _latency(out: str, label: str) -> float:
@@ -384,6 +413,38 @@ class RestoreLoop:
         self.running = False
 
 
+# Production settings; the per-caller query budget is a defence against one client, and wrk
+# is one client sending thousands of requests a second, so the budget is lifted here.
+SERVER_ENV = {"RECOVERLY_PRODUCTION": "true", "RECOVERLY_RATE_LIMIT_POINTS": str(10**15)}
+# Without operation metrics and request lines (the probes and /metrics stay).
+OBSERVABILITY_OFF = {"RECOVERLY_METRICS_ENABLED": "false", "RECOVERLY_LOG_LEVEL": "warning"}
+
+
+def combined(loads: list[Load]) -> Load:
+    """The mean of several runs of the same load."""
+    n = len(loads)
+    return Load(
+        rps=sum(load.rps for load in loads) / n,
+        p50_ms=sum(load.p50_ms for load in loads) / n,
+        p99_ms=sum(load.p99_ms for load in loads) / n,
+        errors=sum(load.errors for load in loads),
+        cpu_us=sum(load.cpu_us for load in loads) / n,
+    )
+
+
+def alternately(
+    servers: list[ServerProcess], body: dict[str, Any], *, rounds: int, load: dict[str, Any]
+) -> list[Load]:
+    """Each server's load over ``rounds`` runs, the order reversed every round (on, off, off,
+    on, ...), so that a drift of the machine's load weighs on both alike."""
+    runs: list[list[Load]] = [[] for _ in servers]
+    for n in range(rounds):
+        order = list(range(len(servers)))
+        for i in order if n % 2 == 0 else order[::-1]:
+            runs[i].append(run_wrk(servers[i].url, body, pid=servers[i].pid, **load))
+    return [combined(server_runs) for server_runs in runs]
+
+
 async def measure(args: argparse.Namespace, work: Path) -> None:
     prepared = await prepare(
         work,
@@ -391,14 +452,24 @@ async def measure(args: argparse.Namespace, work: Path) -> None:
         entities=args.entities,
         restores=0 if args.no_restore else args.restores,
     )
-    server = ServerProcess(
-        data_dir=work,
-        database_url=f"sqlite:///{prepared.db_path}",
-        # The per-caller query budget is a defence against one client; wrk is one client
-        # sending thousands of requests a second, so the budget is lifted here.
-        env={"RECOVERLY_PRODUCTION": "true", "RECOVERLY_RATE_LIMIT_POINTS": str(10**15)},
-    )
-    await server.start()
+    url = f"sqlite:///{prepared.db_path}"
+    on = args.observability != "off"
+    # The first server is the one of the existing columns: observability on unless "off".
+    servers = [
+        ServerProcess(
+            data_dir=work, database_url=url, env={**SERVER_ENV, **({} if on else OBSERVABILITY_OFF)}
+        )
+    ]
+    if args.observability == "both":
+        servers.append(
+            ServerProcess(
+                data_dir=work, database_url=url, log_name="server-off",
+                env={**SERVER_ENV, **OBSERVABILITY_OFF},
+            )
+        )  # fmt: skip
+    for process in servers:
+        await process.start()
+    server = servers[0]
     plain = PlainProcess(prepared.db_path)
     try:
         await plain.wait_ready()
@@ -411,28 +482,40 @@ async def measure(args: argparse.Namespace, work: Path) -> None:
         load = {"connections": args.connections, "duration": args.duration, "work": work}
         rows, idle_viewer = [], None
         for label, body in cases:
-            await check_same_json(server.url, plain.url, body)
-            run_wrk(server.url, body, connections=args.connections, duration=2, work=work)  # warm
-            ours = run_wrk(server.url, body, **load)
+            for process in servers:
+                await check_same_json(process.url, plain.url, body)
+                run_wrk(process.url, body, connections=args.connections, duration=2, work=work)
+            ours, *off = alternately(servers, body, rounds=args.rounds, load=load)
             theirs = run_wrk(plain.url, body, **load)
             if label.startswith("viewer"):
                 idle_viewer = ours
-            rows.append(
-                [label, ours.rps, ours.p50_ms, ours.p99_ms, theirs.rps, theirs.p50_ms,
-                 theirs.p99_ms, ratio(ours.rps, theirs.rps), ours.errors + theirs.errors]
-            )  # fmt: skip
-        print_table(
+            row = [label, ours.rps, ours.p50_ms, ours.p99_ms, theirs.rps, theirs.p50_ms,
+                   theirs.p99_ms, ratio(ours.rps, theirs.rps)]  # fmt: skip
+            for other in off:  # observability off, for the on/off ratio
+                row += [other.rps, other.p99_ms, ratio(other.rps, theirs.rps),
+                        ratio(ours.rps, other.rps), ours.cpu_us, other.cpu_us,
+                        ratio(other.cpu_us, ours.cpu_us)]  # fmt: skip
+            rows.append([*row, sum(r.errors for r in (ours, *off, theirs))])
+        headers = ["query", "req/s", "p50 ms", "p99 ms", "plain req/s", "plain p50", "plain p99",
+                   "ratio"]  # fmt: skip
+        if len(servers) > 1:
+            headers += ["off req/s", "off p99", "off ratio", "on/off", "cpu us/req",
+                        "off cpu us/req", "cpu off/on"]  # fmt: skip
+        title = (
             f"GraphQL vs plain route, SQLite, {args.backups:,} backups, wrk {args.connections} "
-            f"connections, {args.duration} s each",
-            ["query", "req/s", "p50 ms", "p99 ms", "plain req/s", "plain p50", "plain p99",
-             "ratio", "errors"],
-            rows,
-        )  # fmt: skip
+            f"connections, {args.duration} s each"
+        )
+        if args.observability != "on":
+            title += f", observability {args.observability}"
+        if args.rounds > 1:
+            title += f", mean of {args.rounds} alternating runs"
+        print_table(title, [*headers, "errors"], rows)
         if not args.no_restore and idle_viewer is not None:
             await viewer_during_restores(server.url, prepared, idle_viewer, load)
     finally:
         plain.stop()
-        await server.stop()
+        for process in servers:
+            await process.stop()
 
 
 async def viewer_during_restores(
@@ -475,7 +558,18 @@ def main() -> None:
     parser.add_argument("--entities", type=int, default=100_000, help="size of restored site")
     parser.add_argument("--restores", type=int, default=6, help="empty destination sites")
     parser.add_argument("--no-restore", action="store_true", help="skip the restore part")
+    parser.add_argument(
+        "--observability",
+        choices=["on", "off", "both"],
+        default="both",
+        help="metrics and request lines on, off, or both (two servers, the on/off ratio)",
+    )
+    parser.add_argument(
+        "--rounds", type=int, default=None, help="alternating runs per server (both: 2, else 1)"
+    )
     args = parser.parse_args()
+    if args.rounds is None:
+        args.rounds = 2 if args.observability == "both" else 1
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is needed: apt-get install -y wrk")
     with tempfile.TemporaryDirectory(prefix="recoverly-bench-") as tmp:

@@ -29,7 +29,7 @@ from strawberry.types.unset import UNSET
 from recoverly import request_limits
 from recoverly.monitoring import metrics_server, probe_routes
 from recoverly.observability import tracing
-from recoverly.observability.graphql import OperationObserver, TracingExtension
+from recoverly.observability.graphql import TracingExtension, observer
 from recoverly.observability.requests import RequestLogMiddleware
 from recoverly.request_limits import RequestRejected
 from recoverly.resolvers.context import Context
@@ -280,8 +280,7 @@ def _observers(runtime: Runtime) -> list[Callable[[], SchemaExtension]]:
     if tracing.enabled():
         observers.append(TracingExtension)
     if runtime.metrics.enabled or runtime.settings.log_level in ("debug", "info"):
-        metrics = runtime.metrics
-        observers.append(lambda: OperationObserver(metrics=metrics))
+        observers.append(observer(runtime.metrics))
     return observers
 
 

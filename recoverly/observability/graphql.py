@@ -1,10 +1,17 @@
-"""GraphQL operations seen from outside: a Strawberry extension that counts and times each
-operation and describes it for the request's log line, and the tracing extension."""
+"""GraphQL operations seen from outside: what each operation was (name, type, outcome, error
+codes, admin) for its metrics and log line, and the tracing extension.
+
+An HTTP request's operation is accounted for by the request log (``requests.py``) when the
+response has been sent, with the request's duration: its extension has no hooks, each of
+which would cost every request a context manager. A websocket's operations (subscriptions
+above all) count and time themselves, and log a line each.
+"""
 
 from __future__ import annotations
 
 import time
-from collections.abc import Generator, Iterator
+from collections.abc import Callable, Generator, Iterator
+from dataclasses import dataclass
 from typing import Any
 
 from graphql import GraphQLError, OperationDefinitionNode
@@ -14,15 +21,66 @@ from strawberry.extensions.tracing import OpenTelemetryExtension
 from strawberry.types.execution import ExecutionContext
 from strawberry.types.graphql import OperationType
 
-from recoverly.observability.logs import CURRENT_REQUEST, get_logger
+from recoverly.observability.logs import CURRENT_REQUEST, RequestInfo, get_logger
 from recoverly.observability.metrics import Metrics
 
 log = get_logger("recoverly.request")
 
 
+def observer(metrics: Metrics) -> Callable[[], SchemaExtension]:
+    """The extension factory: each operation gets the observer of its transport."""
+
+    def make() -> SchemaExtension:
+        request = CURRENT_REQUEST.get()
+        if request is not None and not request.websocket:
+            return RequestOperation(request)
+        return OperationObserver(metrics=metrics)
+
+    return make
+
+
+@dataclass(slots=True)
+class Operation:
+    """What an operation was, as its metrics and log line say it."""
+
+    name: str  # bounded (``Metrics.operation_label``)
+    kind: str  # query, mutation, subscription or unknown
+    outcome: str  # ok, error (top-level errors) or rejected (mutation payload errors)
+    codes: list[str]
+    admin_id: int | None
+
+    @classmethod
+    def of(cls, context: ExecutionContext, metrics: Metrics) -> Operation:
+        name, kind = _operation(context)
+        errors = _top_level_errors(context)
+        codes = [_error_code(error) for error in errors]
+        if kind == "mutation":
+            codes += _payload_codes(context)
+        outcome = "error" if errors else "rejected" if codes else "ok"
+        admin = getattr(context.context, "admin", None)
+        return cls(metrics.operation_label(name), kind, outcome, codes, getattr(admin, "id", None))
+
+    def observe(self, metrics: Metrics, seconds: float) -> None:
+        metrics.observe_operation(
+            name=self.name, kind=self.kind, seconds=seconds, outcome=self.outcome, codes=self.codes
+        )
+
+
+class RequestOperation(SchemaExtension):
+    """Hands an HTTP request's operation to the request log, which describes it (``of``)
+    after the response; Strawberry sets ``execution_context`` on every extension."""
+
+    def __init__(self, request: RequestInfo) -> None:
+        request.operation = self
+
+    def of(self, metrics: Metrics) -> Operation | None:
+        context = getattr(self, "execution_context", None)
+        return None if context is None else Operation.of(context, metrics)
+
+
 class OperationObserver(SchemaExtension):
-    """Metrics for every operation; on HTTP the request's log line gets its description,
-    on a websocket each operation logs a line of its own."""
+    """Metrics and a log line for each operation outside an HTTP request (a websocket's),
+    timed from its start to its end (a subscription: its lifetime)."""
 
     def __init__(self, *, metrics: Metrics, execution_context: ExecutionContext | None = None):
         self.metrics = metrics
@@ -46,32 +104,16 @@ class OperationObserver(SchemaExtension):
         yield
 
     def _finish(self, seconds: float) -> None:
-        context = self.execution_context
-        name, kind = _operation(context)
-        name = self.metrics.operation_label(name)
-        errors = _top_level_errors(context)
-        codes = [_error_code(error) for error in errors]
-        if kind == "mutation":
-            codes += _payload_codes(context)
-        outcome = "error" if errors else "rejected" if codes else "ok"
-        self.metrics.observe_operation(
-            name=name, kind=kind, seconds=seconds, outcome=outcome, codes=codes
-        )
-        admin = getattr(context.context, "admin", None)
-        request = CURRENT_REQUEST.get()
-        if request is not None and not request.websocket:
-            request.operation_name, request.operation_type = name, kind
-            request.admin_id = getattr(admin, "id", None)
-            request.outcome, request.error_codes = outcome, codes
-            return
+        operation = Operation.of(self.execution_context, self.metrics)
+        operation.observe(self.metrics, seconds)
         log.info(
             "graphql operation",
-            operation_name=name,
-            operation_type=kind,
-            admin_id=getattr(admin, "id", None),
+            operation_name=operation.name,
+            operation_type=operation.kind,
+            admin_id=operation.admin_id,
             duration_ms=round(seconds * 1000, 2),
-            outcome=outcome,
-            error_codes=codes,
+            outcome=operation.outcome,
+            error_codes=operation.codes,
         )
 
 
@@ -150,4 +192,4 @@ def _no_arguments(args: dict[str, Any], info: Any) -> dict[str, Any]:
     return {}
 
 
-__all__ = ["OperationObserver", "TracingExtension"]
+__all__ = ["Operation", "OperationObserver", "RequestOperation", "TracingExtension", "observer"]

@@ -114,7 +114,8 @@ class Metrics:
         )
         self.operation_seconds = Histogram(
             "recoverly_graphql_operation_duration_seconds",
-            "GraphQL operation latency (a subscription: its lifetime)",
+            "GraphQL operation latency: its HTTP request, or on a websocket the operation (a "
+            "subscription: its lifetime)",
             ["operation_name", "operation_type"],
             buckets=OPERATION_SECONDS,
             registry=registry,

@@ -1,6 +1,7 @@
 """The request log: an ASGI middleware that gives every request an ID (``X-Request-ID``,
 kept from the client when it is a sane one), binds it to every line logged while the
-request runs, and writes one line when it ends."""
+request runs, and when it ends writes one line and counts the GraphQL operation it ran, both
+with the one duration it measured."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from recoverly.observability.graphql import Operation
 from recoverly.observability.logs import CURRENT_REQUEST, RequestInfo, get_logger
 from recoverly.observability.metrics import Metrics
 
@@ -53,7 +55,11 @@ class RequestLogMiddleware:
             await self.app(scope, receive, send_with_id)
         finally:
             CURRENT_REQUEST.reset(token)
-            _log_http(scope, request, status, time.perf_counter() - start)
+            seconds = time.perf_counter() - start
+            operation = None if request.operation is None else request.operation.of(self.metrics)
+            if operation is not None and self.metrics.enabled:
+                operation.observe(self.metrics, seconds)
+            _log_http(scope, request, operation, status, seconds)
 
     async def _websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
         request = RequestInfo(request_id=_request_id(scope), websocket=True)
@@ -81,23 +87,25 @@ def _request_id(scope: Scope) -> str:
     return f"{random.getrandbits(128):032x}"
 
 
-def _log_http(scope: Scope, request: RequestInfo, status: int, seconds: float) -> None:
+def _log_http(
+    scope: Scope, request: RequestInfo, operation: Operation | None, status: int, seconds: float
+) -> None:
     path = scope["path"]
-    outcome = request.outcome or ("ok" if status < 400 else _FAILED.get(status, "error"))
     fields: dict[str, Any] = {
         "request_id": request.request_id,
         "method": scope["method"],
         "path": path,
         "status": status,
         "duration_ms": round(seconds * 1000, 2),
-        "outcome": outcome,
+        "outcome": "ok" if status < 400 else _FAILED.get(status, "error"),
     }
-    if request.operation_type is not None:
+    if operation is not None:
         fields.update(
-            operation_name=request.operation_name,
-            operation_type=request.operation_type,
-            admin_id=request.admin_id,
-            error_codes=request.error_codes,
+            outcome=operation.outcome,
+            operation_name=operation.name,
+            operation_type=operation.kind,
+            admin_id=operation.admin_id,
+            error_codes=operation.codes,
         )
     if status < 400 and (path in QUIET_PATHS or path.startswith("/graphiql-assets/")):
         log.debug("http request", **fields)

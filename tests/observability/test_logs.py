@@ -29,9 +29,9 @@ except RuntimeError:
 SECRETS = ("tok-in-a-field", "tok-in-text", "sk-in-repr", "pw-in-url")
 
 
-def run(**env: str) -> str:
+def run(script: str = SCRIPT, **env: str) -> str:
     result = subprocess.run(
-        [sys.executable, "-c", SCRIPT],
+        [sys.executable, "-c", script],
         capture_output=True,
         text=True,
         timeout=60,
@@ -62,3 +62,28 @@ def test_development_logs_are_readable_lines_and_debug_is_a_setting() -> None:
     assert "restore queued" in out and "restore_id=7" in out
     for secret in SECRETS:
         assert secret not in out
+
+
+CONTEXT_SCRIPT = """
+from recoverly.observability.logs import bound, configure_logging, get_logger, set_phase
+from recoverly.settings import Settings
+
+configure_logging(Settings(production=True))
+log = get_logger("recoverly.test")
+with bound(job="restore.run", restore_id=7, attempt=1, phase="start"):
+    set_phase("CONTENT")
+    log.info("inside", restore_id=8)
+log.info("after")
+set_phase("outside a job")
+log.info("no phase", big=2**70, tags={"a"})
+"""
+
+
+def test_bound_values_reach_the_lines_of_their_block_only() -> None:
+    inside, after, odd = (json.loads(line) for line in run(CONTEXT_SCRIPT).splitlines())
+    assert inside["event"] == "inside" and inside["job"] == "restore.run"
+    assert inside["phase"] == "CONTENT" and inside["attempt"] == 1
+    assert inside["restore_id"] == 8  # what the call passes wins over the bound value
+    assert after["event"] == "after" and not {"job", "phase", "restore_id"} & set(after)
+    # set_phase names a job's phase and nothing else; values JSON cannot hold still log.
+    assert "phase" not in odd and odd["big"] == 2**70 and odd["tags"] == "{'a'}"

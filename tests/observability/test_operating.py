@@ -208,6 +208,17 @@ def test_request_line_carries_request_id_operation_and_admin(run: Run) -> None:
     assert denied and denied[0]["outcome"] == "unauthorized" and denied[0]["request_id"]
 
 
+def test_request_line_and_latency_histogram_share_one_duration(run: Run) -> None:
+    # The Viewer query ran once: its histogram holds the duration of its request line.
+    (line,) = [line for line in run.log_lines if line.get("operation_name") == "Viewer"]
+    (observed,) = [
+        value
+        for labels, value in run.metrics["recoverly_graphql_operation_duration_seconds_sum"]
+        if labels["operation_name"] == "Viewer"
+    ]
+    assert observed == pytest.approx(line["duration_ms"] / 1000, abs=0.000006)
+
+
 def test_restore_job_lines_carry_restore_id_phase_and_attempt(run: Run) -> None:
     job_lines = [line for line in run.log_lines if line.get("job") == "restore.run"]
     assert job_lines
