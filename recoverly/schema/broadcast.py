@@ -93,7 +93,10 @@ class BroadcastExecutor(StrawberryGraphQLCoreExecutionContext):
         results = BROADCASTS.results_for(payload)
         if results is None:
             return super().build_per_event_executor(payload)
-        key = (id(self.operation), json.dumps(self.variable_values, sort_keys=True, default=str))
+        key: tuple[int, str] | None = getattr(self, "_broadcast_key", None)
+        if key is None:  # made once per subscription, used for each of its events
+            variables = json.dumps(self.variable_values, sort_keys=True, default=str)
+            key = self._broadcast_key = (id(self.operation), variables)
         build = partial(
             StrawberryGraphQLCoreExecutionContext.build_per_event_executor, self, payload
         )

@@ -116,7 +116,6 @@ async def _verify(
         message="checking the destination and the backup",
     )
     await publisher.publish(
-        force=True,
         status=RestoreStatus.VALIDATING,
         phase=RestorePhase.VALIDATING,
         message="checking the destination and the backup",
@@ -129,7 +128,7 @@ async def _verify(
         asyncio.run_coroutine_threadsafe(publisher.publish(message=message), loop)
 
     await publisher.publish(
-        force=True, phase=RestorePhase.READING_ARCHIVE, message="verifying archive checksums"
+        phase=RestorePhase.READING_ARCHIVE, message="verifying archive checksums"
     )
     await asyncio.to_thread(reader.verify, on_bytes)
 
@@ -143,7 +142,7 @@ async def _restore(
 ) -> Restore:
     assert restore.id is not None
     await _save(runtime, restore.id, status=RestoreStatus.IN_PROGRESS, message="restoring")
-    await publisher.publish(force=True, status=RestoreStatus.IN_PROGRESS, message="restoring")
+    await publisher.publish(status=RestoreStatus.IN_PROGRESS, message="restoring")
 
     async def on_progress(phase: str, done: int) -> None:
         await publisher.publish(phase=RestorePhase(phase), items_done=done)
@@ -167,7 +166,7 @@ async def _restore(
         on_progress=on_progress,
         should_stop=should_stop,
     )
-    await publisher.publish(force=True, phase=RestorePhase.FINALIZING, message="finalizing")
+    await publisher.publish(phase=RestorePhase.FINALIZING, message="finalizing")
     if await should_stop():
         raise RestoreStopped()
     written = sum(result.entity_counts.values())
@@ -187,7 +186,6 @@ async def _restore(
             session, instance_id=row.destination_id, kind="restore", ref_id=restore.id
         )
     await publisher.publish(
-        force=True,
         status=RestoreStatus.COMPLETED,
         phase=None,
         items_total=row.items_total,
@@ -249,7 +247,6 @@ async def _undo(
     _finished(runtime, row)
     publisher = publisher or ProgressPublisher(runtime.bus, row)
     await publisher.publish(
-        force=True,
         status=status,
         phase=None,
         items_done=row.items_done,

@@ -3,17 +3,19 @@ graphql-transport-ws client, from QUEUED to a final status, and canceled backups
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any
 
 import pytest
 
-from recoverly.models import Backup
+from recoverly.events import InMemoryEventBus
+from recoverly.models import Backup, Restore, RestorePhase, RestoreStatus
 from recoverly.products.digest import content_digest
 from recoverly.resolvers.global_ids import decode_id, to_global_id
 from recoverly.services.backups import internal_key
-from recoverly.services.progress import RateWindow
+from recoverly.services.progress import ProgressPublisher, RateWindow, restore_topic
 from tests.conftest import Deployment
 from tests.services.test_restores import latest_backup, restore_input, start
 
@@ -261,3 +263,55 @@ def test_rate_window_reports_recent_speed() -> None:
     stalled.add(5, now=0.0)
     stalled.add(5, now=3.0)
     assert stalled.rate() is None, "no progress: no rate, hence no ETA"
+
+
+def publisher_of_a_restore(min_interval: float) -> ProgressPublisher:
+    row = Restore(id=7, organization_id=1, backup_id=1, destination_id=1, items_total=100)
+    return ProgressPublisher(InMemoryEventBus(), row, min_interval=min_interval)
+
+
+async def test_progress_between_phase_changes_is_coalesced_and_every_subscriber_ends_final() -> (
+    None
+):
+    publisher = publisher_of_a_restore(min_interval=3600)  # nothing falls due by time
+    bus = publisher.bus
+    async with AsyncExitStack() as stack:
+        subscriptions = [
+            await stack.enter_async_context(bus.subscribe(restore_topic(7))) for _ in range(3)
+        ]
+        await publisher.publish(status=RestoreStatus.IN_PROGRESS, phase=RestorePhase.CONTENT)
+        for done in range(1, 60):
+            await publisher.publish(items_done=done)
+        await publisher.publish(phase=RestorePhase.ATTACHMENTS, items_done=60)
+        await publisher.publish(items_done=99, message="attachments")
+        await publisher.publish(
+            status=RestoreStatus.COMPLETED, phase=None, items_done=100, message="done"
+        )
+        for subscription in subscriptions:
+            received = [subscription.queue.get_nowait() for _ in range(subscription.queue.qsize())]
+            # The 59 progress steps within the interval, and the one before the final
+            # event, were replaced by the phase change and the final event that followed.
+            assert [(e["status"], e["phase"], e["items_done"]) for e in received] == [
+                ("IN_PROGRESS", "CONTENT", 0),
+                ("IN_PROGRESS", "ATTACHMENTS", 60),
+                ("COMPLETED", None, 100),
+            ]
+            assert received[-1]["message"] == "done" and received[-1]["percent"] == 100.0
+    assert publisher._timer is None, "nothing is left waiting after the final event"
+
+
+async def test_the_latest_progress_waiting_is_published_when_its_interval_ends() -> None:
+    publisher = publisher_of_a_restore(min_interval=0.05)
+    async with publisher.bus.subscribe(restore_topic(7)) as subscription:
+        await publisher.publish(status=RestoreStatus.IN_PROGRESS, phase=RestorePhase.CONTENT)
+        await publisher.publish(items_done=10)
+        await publisher.publish(items_done=20, message="halfway")
+        first = await subscription.get()
+        async with asyncio.timeout(10):
+            later = await subscription.get()  # published by the timer: nothing follows it
+        assert (first["items_done"], later["items_done"]) == (0, 20)
+        assert later["message"] == "halfway"
+        assert later["phase"] == "CONTENT" and later["status"] == "IN_PROGRESS"
+        assert subscription.queue.empty(), "the step it replaced is not published"
+        await publisher.publish(items_done=20, message="halfway")
+        assert subscription.queue.empty() and publisher._timer is None, "no change, no event"
