@@ -315,3 +315,25 @@ async def test_the_latest_progress_waiting_is_published_when_its_interval_ends()
         assert subscription.queue.empty(), "the step it replaced is not published"
         await publisher.publish(items_done=20, message="halfway")
         assert subscription.queue.empty() and publisher._timer is None, "no change, no event"
+
+
+async def test_a_waiting_subscriber_is_offered_events_first_and_they_never_overtake() -> None:
+    bus = InMemoryEventBus()
+    taken: list[int] = []
+
+    def direct(event: dict[str, Any]) -> bool:
+        if event["n"] == 3:
+            return False  # not this one: it is queued, and what follows queues behind it
+        taken.append(event["n"])
+        return True
+
+    async with bus.subscribe("t") as subscription:
+        waiting = asyncio.ensure_future(subscription.get(direct))
+        await asyncio.sleep(0)  # now waiting in get
+        for n in range(1, 6):
+            await bus.publish("t", {"n": n})
+        assert taken == [1, 2], "offered first while nothing was queued"
+        assert (await waiting)["n"] == 3
+        assert [(await subscription.get(direct))["n"] for _ in range(2)] == [4, 5]
+        await bus.publish("t", {"n": 6})  # nobody waits in get: nothing is offered
+        assert taken == [1, 2] and (await subscription.get())["n"] == 6
