@@ -261,15 +261,19 @@ async def test_corrupted_archive_fails_with_reason_and_changes_nothing(site: Dep
     async with site.runtime.db.session() as session:
         row = await session.get(Backup, decode_id(backup["id"], "Backup"))
     path = site.runtime.internal_store.path_for(internal_key(row))  # type: ignore[attr-defined]
-    data = bytearray(path.read_bytes())
+    original = path.read_bytes()
+    data = bytearray(original)
     data[len(data) // 3] ^= 0xFF
     path.write_bytes(bytes(data))
-    before = await digest(site, "acme_confluence_target")
-    started = await start(site, backup["id"], "acme_confluence_target")
-    node = await wait_restore(site, started["restore"]["id"])
-    assert node["status"] == "FAILED"
-    assert "archive" in node["failureReason"]
-    assert await digest(site, "acme_confluence_target") == before
+    try:
+        before = await digest(site, "acme_confluence_target")
+        started = await start(site, backup["id"], "acme_confluence_target")
+        node = await wait_restore(site, started["restore"]["id"])
+        assert node["status"] == "FAILED"
+        assert "archive" in node["failureReason"]
+        assert await digest(site, "acme_confluence_target") == before
+    finally:
+        path.write_bytes(original)  # later tests restore the latest backup of this site
     assert ProductKey.CONFLUENCE
 
 
