@@ -53,6 +53,7 @@ START = """mutation($i: StartRestoreInput!) { startRestore(input: $i) {
   restore { id } errors { code message } } }"""
 STATUS = "query($id: ID!) { node(id: $id) { ... on Restore { status } } }"
 FINAL = {"COMPLETED", "PARTIALLY_COMPLETED", "FAILED", "CANCELED"}
+COPY_SIZE = 1000
 
 
 @dataclass
@@ -76,7 +77,14 @@ async def prepare(data_dir: Path, *, backups: int, entities: int, restores: int)
     await db.migrate()
     demo = await seed_demo(db, demo_token=TOKEN, other_token="bench-other-token")
     org_id, jira_id = demo.organizations["acme"], demo.instances["acme_jira"]
-    await insert_backups(db, organization_id=org_id, instance_id=jira_id, count=backups)
+    keys = await insert_backups(db, organization_id=org_id, instance_id=jira_id, count=backups)
+    # The internal copies' blobs exist (sparse files of their size): the server's periodic
+    # copy check finds them all, as in a real deployment, and changes nothing meanwhile.
+    for key in keys:
+        path = runtime.internal_store.path_for(key)  # type: ignore[attr-defined]
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with path.open("wb") as blob:
+            blob.truncate(COPY_SIZE)
     restore_backup, destinations = None, []
     if restores:
         site = await generate_jira(db, entities=entities, organization_id=org_id)
@@ -90,10 +98,13 @@ async def prepare(data_dir: Path, *, backups: int, entities: int, restores: int)
     return Prepared(db_path, to_global_id("Organization", org_id), restore_backup, destinations)
 
 
-async def insert_backups(db: Any, *, organization_id: int, instance_id: int, count: int) -> None:
+async def insert_backups(
+    db: Any, *, organization_id: int, instance_id: int, count: int
+) -> list[str]:
     """``count`` backups of the last days: most with an internal copy, every third with a
     customer copy only, every seventh failed (no copy). Nothing the retention sweep would
-    change while the benchmark runs."""
+    change while the benchmark runs. Returns the keys of the internal copies."""
+    internal: list[str] = []
     now = utcnow()
     base = {
         "organization_id": organization_id,
@@ -130,7 +141,9 @@ async def insert_backups(db: Any, *, organization_id: int, instance_id: int, cou
                 else:
                     expires = at + timedelta(days=14)
                     copies.append(_copy(backup_id, "INTERNAL_STORAGE", at, expires))
+                    internal.append(copies[-1]["key"])
             await insert_rows(conn, BackupCopy, copies)
+    return internal
 
 
 def _copy(backup_id: int, location: str, at: datetime, expires: datetime | None) -> dict[str, Any]:
@@ -140,7 +153,7 @@ def _copy(backup_id: int, location: str, at: datetime, expires: datetime | None)
         "key": f"bench/{backup_id}/{location}",
         "bucket": None,
         "status": "AVAILABLE",
-        "size_bytes": 1000,
+        "size_bytes": COPY_SIZE,
         "created_at": at,
         "expires_at": expires,
         "expired_at": None,
