@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from typing import Any
 
-from sqlalchemy import update
+from sqlalchemy import or_, update
 from sqlmodel import col, select
 
 from recoverly.models import Backup, BackupCopy, BackupLocation, BackupStatus, CopyStatus
@@ -87,20 +88,24 @@ CHECK_PAGE = 1000
 
 async def check_internal_copies(runtime: Runtime) -> list[int]:
     """The sweep's check: every live internal copy still has its blob. A page of copies at
-    a time, ordered by ID: one query, then the page's sizes in one call of the store (one
-    worker thread for local storage), so that however many copies there are, the check
-    never holds the event loop long."""
+    a time, ordered by ID: one query for the few columns it needs (plain rows, no ORM
+    objects), then the page's sizes in one call of the store (one worker thread for local
+    storage), so that however many copies there are, the check never holds the event loop
+    long."""
     missing: list[int] = []
     after = 0
+    columns = (BackupCopy.id, BackupCopy.backup_id, BackupCopy.key, BackupCopy.size_bytes)
     while True:
         async with runtime.db.session() as session:
+            now = runtime.now()
             copies = (
                 await session.exec(
-                    select(BackupCopy)
+                    select(*columns)
                     .where(
                         col(BackupCopy.location) == BackupLocation.INTERNAL_STORAGE,
                         col(BackupCopy.status) == CopyStatus.AVAILABLE,
                         col(BackupCopy.id) > after,
+                        or_(col(BackupCopy.expires_at).is_(None), col(BackupCopy.expires_at) > now),
                     )
                     .order_by(col(BackupCopy.id))
                     .limit(CHECK_PAGE)
@@ -108,16 +113,15 @@ async def check_internal_copies(runtime: Runtime) -> list[int]:
             ).all()
         if not copies:
             return missing
-        after = copies[-1].id or after
-        now = runtime.now()
-        live = [copy for copy in copies if copy_is_live(copy, now)]
-        sizes = await runtime.internal_store.sizes([copy.key for copy in live])
-        bad = [c for c, size in zip(live, sizes, strict=True) if size != c.size_bytes]
+        after = copies[-1].id
+        sizes = await runtime.internal_store.sizes([copy.key for copy in copies])
+        bad = [c for c, size in zip(copies, sizes, strict=True) if size != c.size_bytes]
         missing += await _mark_missing(runtime, bad)
 
 
-async def _mark_missing(runtime: Runtime, copies: Sequence[BackupCopy]) -> list[int]:
-    """Mark these copies (still AVAILABLE) MISSING; returns their IDs."""
+async def _mark_missing(runtime: Runtime, copies: Sequence[Any]) -> list[int]:
+    """Mark these copies (still AVAILABLE; anything with the ``id`` and ``backup_id`` of
+    one) MISSING; returns their IDs."""
     ids = []
     for copy in copies:
         assert copy.id is not None
