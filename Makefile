@@ -21,6 +21,7 @@ test: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
 
 schema: $(STAMP)
 	$(BIN)/python -c "from recoverly.schema.schema import build_schema; from recoverly.settings import Settings; print(build_schema(Settings()).as_str())" > schema.graphql.tmp

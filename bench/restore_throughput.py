@@ -88,6 +88,7 @@ from recoverly.products.archive_reader import ArchiveReader
 from recoverly.products.entities import EntitySpec, entities_for, referenced
 from recoverly.products.export import export_instance
 from recoverly.products.restore_engine import restore_archive
+from recoverly.services.restore_job import RestoreRowStore
 from recoverly.settings import Settings
 
 SCRIPT = Path(__file__).resolve()
@@ -146,19 +147,10 @@ async def _never() -> bool:
 
 async def run_restore(db: Database, archive: Path, target: Target, *, chunk_size: int) -> Timing:
     """``restore_archive`` timed; items are the rows it wrote."""
+    store = RestoreRowStore(db, target.restore_id, on_progress=_progress, should_stop=_never)
+    order = await store.order()
     with ArchiveReader(archive, max_expansion_bytes=MAX_EXPANSION) as reader, timed() as timing:
-        result = await restore_archive(
-            db,
-            reader,
-            restore_id=target.restore_id,
-            organization_id=target.organization_id,
-            destination=target.destination,
-            include_attachments=True,
-            include_users_and_groups=True,
-            chunk_size=chunk_size,
-            on_progress=_progress,
-            should_stop=_never,
-        )
+        result = await restore_archive(db, reader, order, store, chunk_size=chunk_size)
     timing.items = sum(result.entity_counts.values())
     return timing
 

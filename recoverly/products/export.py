@@ -56,7 +56,7 @@ def export_specs(
     ]
 
 
-async def count_rows(
+async def count_export_rows(
     db: Database,
     *,
     instance: ProductInstance,
@@ -93,7 +93,7 @@ async def export_instance(
     """Write the instance's data into an archive at ``path`` and return its manifest.
 
     ``on_progress`` hears how many rows were read after each chunk (kept in the archive or
-    not, so the count ends at ``count_rows``); ``should_stop`` is asked before each chunk."""
+    not, so the count ends at ``count_export_rows``); ``should_stop`` is asked before each chunk."""
     specs = export_specs(
         instance,
         include_attachments=include_attachments,

@@ -1,35 +1,34 @@
 """Restore an archive into a destination instance: chunked, checkpointed, resumable, purgeable.
 
-Each chunk of records is inserted in one transaction together with the ``Restore`` row's
-checkpoint ``{"entity", "index", "items_done", "deferred", "counts"}``. A restart reads the
-checkpoint, rebuilds the ID maps from the rows tagged with ``restore_id`` and carries on, so
-a restore killed at any point ends exactly like an uninterrupted one. The next chunk is read
-from the archive in a worker thread while this one is written (``RecordChunks``).
+The engine writes product rows only. What to restore comes in as a ``RestoreOrder`` (made by
+the restore's service, with the ``Checkpoint`` to resume from); the checkpoints and the
+progress go out through a ``RestoreStore``, the service's, which owns the ``Restore`` row.
+Each chunk of records is inserted in one transaction together with its checkpoint: the
+store writes it on the connection of that transaction. A restart gets the last checkpoint,
+rebuilds the ID maps from the rows tagged with ``restore_id`` and carries on, so a restore
+killed at any point ends exactly like an uninterrupted one. The next chunk is read from the
+archive in a worker thread while this one is written (``RecordChunks``).
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
 
 from sqlalchemy import bindparam, delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from recoverly.database import Database
-from recoverly.models import (
-    GroupProductAccess,
-    ProductInstance,
-    Restore,
-    RestorePhase,
-    SiteGroup,
-)
+from recoverly.models import GroupProductAccess, RestorePhase, SiteGroup
 from recoverly.products.archive_reader import ArchiveReader, RecordChunks
 from recoverly.products.entities import EntitySpec, purge_order
 from recoverly.products.restore_plan import (
-    Outcome,
+    RecordOutcome,
+    Resolved,
     Resolver,
+    RestoreOptions,
     RestorePlan,
     plan_restore,
     record_count,
@@ -38,10 +37,14 @@ from recoverly.products.restore_plan import (
 from recoverly.products.restore_rows import BulkInsert, Rows, read_blobs
 
 __all__ = [
+    "Checkpoint",
     "RestoreIncompleteError",
+    "RestoreOptions",
+    "RestoreOrder",
     "RestorePlan",
     "RestoreResult",
     "RestoreStopped",
+    "RestoreStore",
     "plan_restore",
     "purge_restore",
     "restore_archive",
@@ -49,20 +52,83 @@ __all__ = [
 
 BLOB_CHUNK_BYTES = 32 * 1024 * 1024  # attachment chunks also stop at this many bytes
 FINALIZING = RestorePhase.FINALIZING.value
-_RESTORES = Restore.__table__  # type: ignore[attr-defined]
-
-# (phase, records written so far): skipped records and those mapped to rows already in
-# the destination are not progress, so a restore ends at the plan's ``items_total``.
-ProgressCallback = Callable[[str, int], Awaitable[None]]
-StopCheck = Callable[[], Awaitable[bool]]
 
 
 class RestoreStopped(Exception):
-    """``should_stop`` asked the restore to stop; the last checkpoint is where it resumes."""
+    """The store asked the restore to stop; the last checkpoint is where it resumes."""
 
 
 class RestoreIncompleteError(Exception):
     """Some archive records were neither written, mapped to existing rows nor skipped."""
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    """Where a restore resumes: record ``index`` of member ``entity``, with the state after
+    the records before it (records written so far, self-references waiting for a later chunk
+    of ``entity``, outcome counts per entity).
+
+    Stored as the JSON object ``{"entity", "index", "items_done", "deferred", "counts"}``
+    (``to_json``), the format every version wrote; ``from_json`` reads it back."""
+
+    entity: str
+    index: int
+    items_done: int
+    deferred: int = 0
+    counts: Mapping[str, Mapping[str, int]] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "entity": self.entity,
+            "index": self.index,
+            "items_done": self.items_done,
+            "deferred": self.deferred,
+            "counts": {name: dict(counts) for name, counts in self.counts.items()},
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any], *, items_done: int = 0) -> Checkpoint:
+        """A stored checkpoint; ``items_done`` (the row's) stands in when it lacks its own."""
+        counts = data.get("counts") or {}
+        return cls(
+            entity=str(data.get("entity")),
+            index=int(data.get("index", 0)),
+            items_done=int(data.get("items_done", items_done)),
+            deferred=int(data.get("deferred", 0)),
+            counts={
+                str(name): {str(k): int(v) for k, v in c.items()} for name, c in counts.items()
+            },
+        )
+
+
+@dataclass(frozen=True)
+class RestoreOrder:
+    """What to restore where, as the restore's service decided it: the engine checks none of
+    it again (the destination is of the archive's product, the options are the restore's)."""
+
+    restore_id: int
+    organization_id: int
+    destination_id: int
+    options: RestoreOptions
+    checkpoint: Checkpoint | None = None  # None: from the start
+
+
+class RestoreStore(Protocol):
+    """The owner of a restore's row, as the engine sees it: where checkpoints and progress go.
+
+    ``save_checkpoint`` runs on ``conn``, inside the transaction that writes the chunk the
+    checkpoint describes: both commit, or neither (a crash loses the chunk with its
+    checkpoint). ``report_progress`` hears the phase and the records written so far
+    (skipped records and those mapped to rows already there are not progress, so a restore
+    ends at its plan's ``items_total``); ``should_stop`` is asked before each chunk."""
+
+    async def save_checkpoint(
+        self, conn: AsyncConnection, checkpoint: Checkpoint, *, phase: str
+    ) -> None: ...
+
+    async def report_progress(self, phase: str, items_done: int) -> None: ...
+
+    async def should_stop(self) -> bool: ...
 
 
 @dataclass
@@ -77,40 +143,19 @@ class RestoreResult:
 async def restore_archive(
     db: Database,
     reader: ArchiveReader,
+    order: RestoreOrder,
+    store: RestoreStore,
     *,
-    restore_id: int,
-    organization_id: int,
-    destination: ProductInstance,
-    include_attachments: bool,
-    include_users_and_groups: bool,
     chunk_size: int,
-    on_progress: ProgressCallback,
-    should_stop: StopCheck,
 ) -> RestoreResult:
-    """Write the archive's records into ``destination``, resuming from the last checkpoint.
+    """Write the archive's records into the order's destination, from its checkpoint on.
 
     The archive should have passed ``reader.verify()``: members are checked as they are read,
     but a defect found late leaves rows behind for ``purge_restore`` to remove.
     """
-    specs = restore_specs(
-        reader.manifest,
-        destination,
-        include_attachments=include_attachments,
-        include_users_and_groups=include_users_and_groups,
-    )
-    assert destination.id is not None
-    run = _Run(
-        db,
-        reader,
-        specs,
-        restore_id=restore_id,
-        organization_id=organization_id,
-        destination_id=destination.id,
-        chunk_size=chunk_size,
-        on_progress=on_progress,
-        should_stop=should_stop,
-    )
-    for spec, start in await run.resume():
+    specs = restore_specs(reader.manifest, order.options)
+    run = _Run(db, reader, specs, order, store, chunk_size=chunk_size)
+    for spec, start in await run.resume(order.checkpoint):
         await run.entity(spec, start)
     return await run.finish()
 
@@ -123,19 +168,17 @@ class _Run:
         db: Database,
         reader: ArchiveReader,
         specs: list[EntitySpec],
+        order: RestoreOrder,
+        store: RestoreStore,
         *,
-        restore_id: int,
-        organization_id: int,
-        destination_id: int,
         chunk_size: int,
-        on_progress: ProgressCallback,
-        should_stop: StopCheck,
     ) -> None:
-        self.db, self.reader, self.specs = db, reader, specs
-        self.restore_id, self.destination_id = restore_id, destination_id
-        self.organization_id, self.chunk_size = organization_id, max(1, chunk_size)
-        self.on_progress, self.should_stop = on_progress, should_stop
-        self.resolver = Resolver(specs, destination_id=destination_id, restore_id=restore_id)
+        self.db, self.reader, self.specs, self.store = db, reader, specs, store
+        self.restore_id, self.destination_id = order.restore_id, order.destination_id
+        self.organization_id, self.chunk_size = order.organization_id, max(1, chunk_size)
+        self.resolver = Resolver(
+            specs, destination_id=self.destination_id, restore_id=self.restore_id
+        )
         self.counts: dict[str, dict[str, int]] = {}
         self.items_done = 0
         self.deferred = 0
@@ -144,22 +187,17 @@ class _Run:
 
     # --- Resuming --------------------------------------------------------------------
 
-    async def resume(self) -> list[tuple[EntitySpec, int]]:
+    async def resume(self, checkpoint: Checkpoint | None) -> list[tuple[EntitySpec, int]]:
         """Where to start: every member from 0, or from the checkpoint after rebuilding state."""
-        async with self.db.session() as session:
-            restore = await session.get(Restore, self.restore_id)
-        if restore is None:
-            raise LookupError(f"restore {self.restore_id} does not exist")
-        checkpoint = restore.checkpoint
-        if not checkpoint:
+        if checkpoint is None:
             return [(spec, 0) for spec in self.specs]
         names = [spec.name for spec in self.specs]
-        if checkpoint.get("entity") not in names:
+        if checkpoint.entity not in names:
             raise RestoreIncompleteError(f"checkpoint {checkpoint} does not match this restore")
-        position, index = names.index(checkpoint["entity"]), int(checkpoint["index"])
-        self.counts = {name: dict(c) for name, c in checkpoint.get("counts", {}).items()}
-        self.items_done = int(checkpoint.get("items_done", restore.items_done))
-        self.deferred = int(checkpoint.get("deferred", 0))
+        position, index = names.index(checkpoint.entity), checkpoint.index
+        self.counts = {name: dict(c) for name, c in checkpoint.counts.items()}
+        self.items_done = checkpoint.items_done
+        self.deferred = checkpoint.deferred
         for spec in self.specs[:position]:
             await self._rebuild(spec, end=None)
         await self._rebuild(self.specs[position], end=index)
@@ -188,7 +226,7 @@ class _Run:
         """Restore one member from record ``start`` on, a chunk per transaction."""
         if spec.phase != self.phase:
             self.phase = spec.phase
-            await self.on_progress(spec.phase, self.items_done)
+            await self.store.report_progress(spec.phase, self.items_done)
         await self.resolver.load_keys(self.db, spec)
         if start == 0:
             self.deferred = 0
@@ -201,12 +239,12 @@ class _Run:
         )
         try:
             while not chunks.done:
-                if await self.should_stop():
+                if await self.store.should_stop():
                     raise RestoreStopped(f"restore {self.restore_id} stopped at {spec.name}")
                 first, records = await chunks.next()
                 if records:
                     await self._chunk(spec, first, records)
-                    await self.on_progress(spec.phase, self.items_done)
+                    await self.store.report_progress(spec.phase, self.items_done)
         finally:
             await chunks.close()
         if self.deferred:
@@ -219,20 +257,27 @@ class _Run:
         # event loop (which serves the API in the embedded mode) is never held for a chunk.
         inserter = self._inserter(spec)
         resolved, rows = await asyncio.to_thread(self._prepare, spec, inserter, records)
-        counts = dict(self.counts.get(spec.name) or dict.fromkeys(Outcome, 0))
+        counts = dict(self.counts.get(spec.name) or dict.fromkeys(RecordOutcome, 0))
         for outcome, count in resolved.counts.items():
             counts[outcome] += count
         self.counts[spec.name] = counts
-        self.items_done += resolved.counts[Outcome.WRITE]
+        self.items_done += resolved.counts[RecordOutcome.WRITE]
         async with self.db.transaction() as session:
             conn = await session.connection()
             await self._insert(conn, spec, rows)
             self.deferred += await self._link(conn, spec, resolved.links)
-            await self._save_checkpoint(conn, spec, next_index=first + len(records))
+            checkpoint = Checkpoint(
+                entity=spec.name,
+                index=first + len(records),
+                items_done=self.items_done,
+                deferred=self.deferred,
+                counts={name: dict(c) for name, c in self.counts.items()},
+            )
+            await self.store.save_checkpoint(conn, checkpoint, phase=spec.phase)
 
     def _prepare(
         self, spec: EntitySpec, inserter: BulkInsert, records: list[dict[str, Any]]
-    ) -> tuple[Any, Rows]:
+    ) -> tuple[Resolved, Rows]:
         """The chunk's resolved records and their INSERT parameters (runs in a thread; the
         restore's state is touched by nothing else meanwhile)."""
         resolved = self.resolver.resolve(spec, records)
@@ -281,28 +326,6 @@ class _Run:
             inserter = self._inserts[spec.name] = BulkInsert(spec, dialect, constants)
         return inserter
 
-    async def _save_checkpoint(
-        self, conn: AsyncConnection, spec: EntitySpec, *, next_index: int
-    ) -> None:
-        checkpoint = {
-            "entity": spec.name,
-            "index": next_index,
-            "items_done": self.items_done,
-            "deferred": self.deferred,
-            "counts": self.counts,
-        }
-        statement = (
-            update(_RESTORES)
-            .where(_RESTORES.c.id == self.restore_id)
-            .values(
-                checkpoint=checkpoint,
-                items_done=self.items_done,
-                phase=spec.phase,
-            )
-        )
-        if (await conn.execute(statement)).rowcount != 1:
-            raise LookupError(f"restore {self.restore_id} does not exist")
-
     async def _fix_forward_references(self, spec: EntitySpec) -> None:
         """Set self-references that pointed at records later in the member (idempotent)."""
         updates = await asyncio.to_thread(self.resolver.forward_references, self.reader, spec)
@@ -318,10 +341,10 @@ class _Run:
 
     async def finish(self) -> RestoreResult:
         """Check that every record is accounted for, in the counts and in the database."""
-        await self.on_progress(FINALIZING, self.items_done)
+        await self.store.report_progress(FINALIZING, self.items_done)
         for spec in self.specs:
             await self._verify(spec)
-        written = {name: c[Outcome.WRITE] for name, c in self.counts.items()}
+        written = {name: c[RecordOutcome.WRITE] for name, c in self.counts.items()}
         reviews = sum(written.get(s.name, 0) for s in self.specs if not s.restored_as_is)
         return RestoreResult(
             entity_counts=written,
@@ -329,13 +352,13 @@ class _Run:
                 key for state in self.resolver.states.values() for key in state.skipped_keys
             ),
             access_reviews=reviews,
-            existing={name: c[Outcome.EXISTING] for name, c in self.counts.items()},
-            skipped={name: c[Outcome.SKIP] for name, c in self.counts.items()},
+            existing={name: c[RecordOutcome.EXISTING] for name, c in self.counts.items()},
+            skipped={name: c[RecordOutcome.SKIP] for name, c in self.counts.items()},
         )
 
     async def _verify(self, spec: EntitySpec) -> None:
         expected = record_count(self.reader.manifest, spec)
-        counts = self.counts.get(spec.name) or dict.fromkeys(Outcome, 0)
+        counts = self.counts.get(spec.name) or dict.fromkeys(RecordOutcome, 0)
         if sum(counts.values()) != expected:
             raise RestoreIncompleteError(
                 f"{spec.name}: the archive holds {expected} records, "
@@ -345,9 +368,9 @@ class _Run:
         statement = select(func.count()).where(table.c.restore_id == self.restore_id)
         async with self.db.session() as session:
             stored = (await (await session.connection()).execute(statement)).scalar_one()
-        if stored != counts[Outcome.WRITE]:
+        if stored != counts[RecordOutcome.WRITE]:
             raise RestoreIncompleteError(
-                f"{spec.name}: {counts[Outcome.WRITE]} rows written, {stored} in the database"
+                f"{spec.name}: {counts[RecordOutcome.WRITE]} rows written, {stored} in the database"
             )
 
 
@@ -372,9 +395,6 @@ async def purge_restore(db: Database, *, restore_id: int, chunk_size: int = 5000
     deleted = await _purge_applied_access(db, restore_id=restore_id)
     for table in purge_order():
         deleted += await _purge_table(db, table, restore_id=restore_id, chunk_size=chunk_size)
-    async with db.transaction() as session:
-        statement = update(_RESTORES).where(_RESTORES.c.id == restore_id).values(checkpoint=None)
-        await (await session.connection()).execute(statement)
     return deleted
 
 

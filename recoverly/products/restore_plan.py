@@ -16,7 +16,8 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import or_, select
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from recoverly.database import Database
 from recoverly.models import ProductInstance
@@ -25,7 +26,7 @@ from recoverly.products.archive_reader import ArchiveReader
 from recoverly.products.entities import CONTENT, EntitySpec, entities_for, referenced
 
 
-class Outcome(StrEnum):
+class RecordOutcome(StrEnum):
     WRITE = "written"
     EXISTING = "existing"
     SKIP = "skipped"
@@ -47,7 +48,7 @@ class EntityState:
 class Verdict:
     """What to do with one record; ``refs`` holds its foreign keys mapped to destination IDs."""
 
-    outcome: Outcome
+    outcome: RecordOutcome
     refs: dict[str, int | None]
     row_id: int | None = None  # the destination row it maps to (EXISTING)
     deferred: tuple[str, ...] = ()  # self-references to records not written yet: linked later
@@ -61,28 +62,26 @@ class Resolved:
     records: list[dict[str, Any]]
     refs: dict[str, list[int | None]]
     links: list[tuple[str, Any, int]]  # (column, source id, referenced source id)
-    counts: Counter[Outcome]
+    counts: Counter[RecordOutcome]
 
 
-def restore_specs(
-    manifest: Manifest,
-    destination: ProductInstance,
-    *,
-    include_attachments: bool,
-    include_users_and_groups: bool,
-) -> list[EntitySpec]:
+@dataclass(frozen=True)
+class RestoreOptions:
+    """What of the archive a restore writes (``startRestore``'s flags)."""
+
+    include_attachments: bool = True
+    include_users_and_groups: bool = True
+
+
+def restore_specs(manifest: Manifest, options: RestoreOptions) -> list[EntitySpec]:
     """The specs a restore processes: included by the options and present in the archive."""
-    if str(manifest.product) != str(destination.product):
-        raise ArchiveError(
-            f"a {manifest.product} backup cannot be restored into a {destination.product} site"
-        )
     return [
         spec
         for spec in entities_for(manifest.product)
         if spec.member in manifest.members
         and spec.included(
-            include_attachments=include_attachments,
-            include_users_and_groups=include_users_and_groups,
+            include_attachments=options.include_attachments,
+            include_users_and_groups=options.include_users_and_groups,
         )
     ]
 
@@ -143,9 +142,9 @@ class Resolver:
                 continue
             state = self.states[target]
             if value in state.skipped:
-                return Verdict(Outcome.SKIP, refs)
+                return Verdict(RecordOutcome.SKIP, refs)
             if value in state.existing and column in spec.skip_existing_refs:
-                return Verdict(Outcome.EXISTING, refs)
+                return Verdict(RecordOutcome.EXISTING, refs)
             new = state.ids.get(value)
             if new is None:
                 if target == spec.name:
@@ -156,9 +155,11 @@ class Resolver:
         if spec.match_key:
             found = self._match(spec, record, refs)
             if found is not None:
-                outcome = Outcome.SKIP if spec.on_existing == "skip" else Outcome.EXISTING
+                outcome = (
+                    RecordOutcome.SKIP if spec.on_existing == "skip" else RecordOutcome.EXISTING
+                )
                 return Verdict(outcome, refs, row_id=found)
-        return Verdict(Outcome.WRITE, refs, deferred=deferred)
+        return Verdict(RecordOutcome.WRITE, refs, deferred=deferred)
 
     def resolve(self, spec: EntitySpec, records: list[dict[str, Any]]) -> Resolved:
         """``classify`` a chunk and ``apply`` what is not written.
@@ -174,7 +175,7 @@ class Resolver:
         for record in records:
             verdict = self.classify(spec, record)
             resolved.counts[verdict.outcome] += 1
-            if verdict.outcome is not Outcome.WRITE:
+            if verdict.outcome is not RecordOutcome.WRITE:
                 self.apply(spec, record, verdict)
                 continue
             resolved.records.append(record)
@@ -184,7 +185,7 @@ class Resolver:
         return resolved
 
     def _map_references(self, spec: EntitySpec, records: list[dict[str, Any]]) -> Resolved | None:
-        resolved = Resolved(records, {}, [], Counter({Outcome.WRITE: len(records)}))
+        resolved = Resolved(records, {}, [], Counter({RecordOutcome.WRITE: len(records)}))
         for column, target in spec.references.items():
             values = list(map(dict.get, records, itertools.repeat(column)))
             ids: dict[Any, int] = self.states[target].ids
@@ -211,14 +212,14 @@ class Resolver:
     def apply(self, spec: EntitySpec, record: dict[str, Any], verdict: Verdict) -> None:
         """Remember a skipped or existing record (written ones come back from the insert)."""
         state = self.states[spec.name]
-        if verdict.outcome is Outcome.SKIP and spec.match_key:
+        if verdict.outcome is RecordOutcome.SKIP and spec.match_key:
             state.skipped_keys.append(str(record.get(spec.match_key[0])))
         if spec.name not in self.tracked:
             return
         source_id = source_id_of(spec, record)
-        if verdict.outcome is Outcome.SKIP:
+        if verdict.outcome is RecordOutcome.SKIP:
             state.skipped.add(source_id)
-        elif verdict.outcome is Outcome.EXISTING and verdict.row_id is not None:
+        elif verdict.outcome is RecordOutcome.EXISTING and verdict.row_id is not None:
             state.ids[source_id] = verdict.row_id
             state.existing.add(source_id)
 
@@ -231,7 +232,7 @@ class Resolver:
                 if end is not None and index >= end:
                     break
                 verdict = self.classify(spec, record)
-                if verdict.outcome is not Outcome.WRITE:
+                if verdict.outcome is not RecordOutcome.WRITE:
                     self.apply(spec, record, verdict)
                 elif source_id_of(spec, record) not in ids:
                     raise ArchiveError(
@@ -264,14 +265,14 @@ class Resolver:
         reader: ArchiveReader,
         spec: EntitySpec,
         on_write: Callable[[dict[str, Any]], None] | None = None,
-    ) -> Counter[Outcome]:
+    ) -> Counter[RecordOutcome]:
         """Classify a whole member without writing; written records get placeholder IDs."""
-        tally: Counter[Outcome] = Counter()
+        tally: Counter[RecordOutcome] = Counter()
         ids = self.states[spec.name].ids
         for _, record in reader.iter_records(spec.member):
             verdict = self.classify(spec, record)
             tally[verdict.outcome] += 1
-            if verdict.outcome is not Outcome.WRITE:
+            if verdict.outcome is not RecordOutcome.WRITE:
                 self.apply(spec, record, verdict)
                 continue
             if spec.name in self.tracked:
@@ -315,27 +316,15 @@ class RestorePlan:
     attachments: int
     attachment_bytes: int
     groups_with_access: list[tuple[str, str]]  # (group name, product): pending reviews
-    destination_empty: bool
     items_total: int  # records the restore writes: its progress ends there
 
 
 async def plan_restore(
-    db: Database,
-    reader: ArchiveReader,
-    *,
-    destination: ProductInstance,
-    include_attachments: bool,
-    include_users_and_groups: bool,
+    db: Database, reader: ArchiveReader, *, destination_id: int, options: RestoreOptions
 ) -> RestorePlan:
     """Dry-run the restore: read only the members that can change the counts, write nothing."""
-    specs = restore_specs(
-        reader.manifest,
-        destination,
-        include_attachments=include_attachments,
-        include_users_and_groups=include_users_and_groups,
-    )
-    assert destination.id is not None
-    planner = _Planner(specs, destination_id=destination.id)
+    specs = restore_specs(reader.manifest, options)
+    planner = _Planner(specs, destination_id=destination_id)
     for spec in specs:
         await planner.count(db, reader, spec)
     plan = planner.plan
@@ -343,7 +332,6 @@ async def plan_restore(
     plan.skipped_spaces = sorted(
         key for state in planner.resolver.states.values() for key in state.skipped_keys
     )
-    plan.destination_empty = await destination_is_empty(db, destination)
     return plan
 
 
@@ -354,7 +342,7 @@ class _Planner:
         self.resolver = Resolver(
             specs, destination_id=destination_id, restore_id=None, strict=False
         )
-        self.plan = RestorePlan({}, {}, [], 0, 0, [], True, 0)
+        self.plan = RestorePlan({}, {}, [], 0, 0, [], 0)
         # Names of the groups an access review would name, by source id.
         self.reviewed = {t for s in specs if not s.restored_as_is for t in s.references.values()}
         self.names: dict[tuple[str, int], str] = {}
@@ -366,8 +354,8 @@ class _Planner:
             return
         await self.resolver.load_keys(db, spec)
         tally = await asyncio.to_thread(self.resolver.dry_run, reader, spec, self._on_write(spec))
-        self.plan.entity_counts[spec.name] = tally[Outcome.WRITE]
-        self.plan.existing[spec.name] = tally[Outcome.EXISTING]
+        self.plan.entity_counts[spec.name] = tally[RecordOutcome.WRITE]
+        self.plan.existing[spec.name] = tally[RecordOutcome.EXISTING]
 
     def _on_write(self, spec: EntitySpec) -> Callable[[dict[str, Any]], None]:
         def remember(record: dict[str, Any]) -> None:
@@ -384,11 +372,9 @@ class _Planner:
         return remember
 
 
-async def destination_is_empty(db: Database, destination: ProductInstance) -> bool:
+async def destination_is_empty(conn: AsyncConnection, destination: ProductInstance) -> bool:
     """No Jira projects, or no Confluence spaces: the product's first content entity."""
     container = next(s for s in entities_for(destination.product) if s.phase == CONTENT)
     table = container.target
-    statement = select(func.count()).where(table.c.instance_id == destination.id)
-    async with db.session() as session:
-        count = (await (await session.connection()).execute(statement)).scalar_one()
-    return int(count) == 0
+    statement = select(table.c.id).where(table.c.instance_id == destination.id).limit(1)
+    return (await conn.execute(statement)).first() is None

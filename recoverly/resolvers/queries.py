@@ -32,7 +32,9 @@ from recoverly.resolvers.errors import BadUserInputError, NotFoundError
 from recoverly.resolvers.global_ids import decode_id, from_global_id
 from recoverly.resolvers.pagination import Page, paginate
 from recoverly.services import access, audit
-from recoverly.services.locations import Availability, availability
+from recoverly.services.locations import Availability as Availability
+from recoverly.services.locations import availability
+from recoverly.services.progress import progress_event
 from recoverly.services.rate_limits import Budget
 
 NODE_LOADERS = {
@@ -137,6 +139,19 @@ async def backup_relations(
         row.id: (source, availability(row, row_copies, now))  # type: ignore[misc]
         for row, row_copies, source in zip(rows, copies, sources, strict=True)
     }
+
+
+async def backup_availability(ctx: Context, row: Backup) -> Availability:
+    """Where a restore would read one backup from, or why it cannot (``backup_relations``
+    does it for a page)."""
+    assert row.id is not None
+    copies = await ctx.loaders.copies_by_backup.load(row.id)
+    return availability(row, copies, ctx.runtime.now())
+
+
+def progress(row: Backup | Restore) -> dict[str, Any]:
+    """A backup's or a restore's progress now, as its progress events carry it."""
+    return progress_event(row)
 
 
 async def groups(

@@ -7,12 +7,10 @@ from typing import Any
 import strawberry
 from strawberry.types import Info
 
-from recoverly import models
-from recoverly.resolvers.mutations import attempt, require_id, require_ids
+from recoverly.resolvers import access_mutations
 from recoverly.schema.access import AccessReview, Group
 from recoverly.schema.enums import ProductKey
 from recoverly.schema.errors import UserError, user_errors
-from recoverly.services import access
 
 
 @strawberry.input
@@ -41,15 +39,9 @@ class ProductAccessPayload:
 async def _decide(
     info: Info[Any, None], input: GroupAccessDecisionInput, *, approve: bool
 ) -> GroupAccessPayload:
-    ctx = info.context
-
-    async def decide() -> list[models.AccessReview]:
-        ids = require_ids(input.review_ids, "AccessReview", field=["input", "reviewIds"])
-        return await access.decide_reviews(
-            ctx.runtime, ctx.authenticated_scope, review_ids=ids, approve=approve
-        )
-
-    outcome = await attempt(decide())
+    outcome = await access_mutations.decide_reviews(
+        info.context, review_ids=input.review_ids, approve=approve
+    )
     return GroupAccessPayload(
         reviews=[AccessReview.from_row(r) for r in outcome.value]
         if outcome.value is not None
@@ -61,18 +53,9 @@ async def _decide(
 async def _set_access(
     info: Info[Any, None], input: ProductAccessInput, *, granted: bool
 ) -> ProductAccessPayload:
-    ctx = info.context
-
-    async def change() -> models.SiteGroup:
-        return await access.set_group_access(
-            ctx.runtime,
-            ctx.authenticated_scope,
-            group_id=require_id(input.group_id, "Group", field=["input", "groupId"]),
-            product=input.product,
-            granted=granted,
-        )
-
-    outcome = await attempt(change())
+    outcome = await access_mutations.set_group_access(
+        info.context, group_id=input.group_id, product=input.product, granted=granted
+    )
     return ProductAccessPayload(
         group=Group.from_row(outcome.value) if outcome.value else None,
         errors=user_errors(outcome.errors),

@@ -9,11 +9,11 @@ import strawberry
 from strawberry.types import Info
 
 from recoverly import models
-from recoverly.resolvers.mutations import Outcome, attempt, require_id
+from recoverly.resolvers import backup_mutations
+from recoverly.resolvers.mutations import Outcome
 from recoverly.schema.backups import Backup, BackupPolicy
 from recoverly.schema.enums import Schedule, StorageMode
 from recoverly.schema.errors import UserError, user_errors
-from recoverly.services import backups, policies
 
 
 @strawberry.input(description="A customer's S3-compatible bucket for a second copy.")
@@ -136,72 +136,45 @@ class BackupMutations:
     async def create_backup_policy(
         self, info: Info[Any, None], input: CreateBackupPolicyInput
     ) -> BackupPolicyPayload:
-        ctx = info.context
-
-        async def create() -> models.BackupPolicy:
-            policy = await policies.create_policy(
-                ctx.runtime,
-                ctx.authenticated_scope,
-                instance_id=require_id(
-                    input.instance_id, "ProductInstance", field=["input", "instanceId"]
-                ),
-                name=input.name,
-                schedule=input.schedule,
-                include_attachments=input.include_attachments,
-                include_users_and_groups=input.include_users_and_groups,
-                include_personal_spaces=input.include_personal_spaces,
-                storage=input.storage,
-                customer_bucket=_bucket_dict(input.customer_bucket),
-                start_at=input.start_at,
-            )
-            ctx.runtime.kick_scheduler()
-            return policy
-
-        outcome = await attempt(create())
+        outcome = await backup_mutations.create_backup_policy(
+            info.context,
+            instance_id=input.instance_id,
+            name=input.name,
+            schedule=input.schedule,
+            include_attachments=input.include_attachments,
+            include_users_and_groups=input.include_users_and_groups,
+            include_personal_spaces=input.include_personal_spaces,
+            storage=input.storage,
+            customer_bucket=_bucket_dict(input.customer_bucket),
+            start_at=input.start_at,
+        )
         return BackupPolicyPayload.of(outcome)
 
     @strawberry.mutation(description="Change a backup policy's settings.")
     async def update_backup_policy(
         self, info: Info[Any, None], input: UpdateBackupPolicyInput
     ) -> BackupPolicyPayload:
-        ctx = info.context
-
-        async def update() -> models.BackupPolicy:
-            policy = await policies.update_policy(
-                ctx.runtime,
-                ctx.authenticated_scope,
-                policy_id=require_id(input.policy_id, "BackupPolicy", field=["input", "policyId"]),
-                changes=policies.PolicyChanges(
-                    name=input.name,
-                    schedule=input.schedule,
-                    include_attachments=input.include_attachments,
-                    include_users_and_groups=input.include_users_and_groups,
-                    include_personal_spaces=input.include_personal_spaces,
-                    storage=input.storage,
-                    customer_bucket=_bucket_dict(input.customer_bucket),
-                    next_run_at=input.next_run_at,
-                ),
-            )
-            ctx.runtime.kick_scheduler()
-            return policy
-
-        outcome = await attempt(update())
+        outcome = await backup_mutations.update_backup_policy(
+            info.context,
+            policy_id=input.policy_id,
+            name=input.name,
+            schedule=input.schedule,
+            include_attachments=input.include_attachments,
+            include_users_and_groups=input.include_users_and_groups,
+            include_personal_spaces=input.include_personal_spaces,
+            storage=input.storage,
+            customer_bucket=_bucket_dict(input.customer_bucket),
+            next_run_at=input.next_run_at,
+        )
         return BackupPolicyPayload.of(outcome)
 
     @strawberry.mutation(description="Delete a backup policy; its backups are kept.")
     async def delete_backup_policy(
         self, info: Info[Any, None], input: DeleteBackupPolicyInput
     ) -> DeleteBackupPolicyPayload:
-        ctx = info.context
-
-        async def delete() -> int:
-            return await policies.delete_policy(
-                ctx.runtime,
-                ctx.authenticated_scope,
-                policy_id=require_id(input.policy_id, "BackupPolicy", field=["input", "policyId"]),
-            )
-
-        outcome = await attempt(delete())
+        outcome = await backup_mutations.delete_backup_policy(
+            info.context, policy_id=input.policy_id
+        )
         return DeleteBackupPolicyPayload(
             deleted_policy_id=input.policy_id if outcome.value is not None else None,
             errors=user_errors(outcome.errors),
@@ -211,16 +184,7 @@ class BackupMutations:
     async def cancel_backup(
         self, info: Info[Any, None], input: CancelBackupInput
     ) -> CancelBackupPayload:
-        ctx = info.context
-
-        async def cancel() -> models.Backup:
-            return await backups.cancel_backup(
-                ctx.runtime,
-                ctx.authenticated_scope,
-                backup_id=require_id(input.backup_id, "Backup", field=["input", "backupId"]),
-            )
-
-        outcome = await attempt(cancel())
+        outcome = await backup_mutations.cancel_backup(info.context, backup_id=input.backup_id)
         return CancelBackupPayload(
             backup=Backup.from_row(outcome.value) if outcome.value else None,
             errors=user_errors(outcome.errors),
@@ -230,38 +194,20 @@ class BackupMutations:
     async def set_backup_policy_active(
         self, info: Info[Any, None], input: SetBackupPolicyActiveInput
     ) -> BackupPolicyPayload:
-        ctx = info.context
-
-        async def toggle() -> models.BackupPolicy:
-            policy = await policies.set_policy_active(
-                ctx.runtime,
-                ctx.authenticated_scope,
-                policy_id=require_id(input.policy_id, "BackupPolicy", field=["input", "policyId"]),
-                active=input.active,
-            )
-            ctx.runtime.kick_scheduler()
-            return policy
-
-        outcome = await attempt(toggle())
+        outcome = await backup_mutations.set_backup_policy_active(
+            info.context, policy_id=input.policy_id, active=input.active
+        )
         return BackupPolicyPayload.of(outcome)
 
     @strawberry.mutation(description="Back up one site now.")
     async def run_backup(self, info: Info[Any, None], input: RunBackupInput) -> RunBackupPayload:
-        ctx = info.context
-
-        async def run() -> models.Backup:
-            return await backups.start_backup(
-                ctx.runtime,
-                ctx.authenticated_scope,
-                instance_id=require_id(
-                    input.instance_id, "ProductInstance", field=["input", "instanceId"]
-                ),
-                include_attachments=input.include_attachments,
-                include_users_and_groups=input.include_users_and_groups,
-                include_personal_spaces=input.include_personal_spaces,
-            )
-
-        outcome = await attempt(run())
+        outcome = await backup_mutations.run_backup(
+            info.context,
+            instance_id=input.instance_id,
+            include_attachments=input.include_attachments,
+            include_users_and_groups=input.include_users_and_groups,
+            include_personal_spaces=input.include_personal_spaces,
+        )
         return RunBackupPayload(
             backup=Backup.from_row(outcome.value) if outcome.value else None,
             errors=user_errors(outcome.errors),

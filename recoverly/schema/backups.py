@@ -13,12 +13,12 @@ from strawberry.scalars import JSON
 from strawberry.types import Info
 
 from recoverly import models
+from recoverly.resolvers import queries
 from recoverly.resolvers.global_ids import to_global_id
+from recoverly.resolvers.queries import Availability
 from recoverly.schema.enums import BackupLocation, BackupStatus, ProductKey, Schedule, StorageMode
 from recoverly.schema.node import Node
 from recoverly.schema.organizations import ProductInstance, Viewer
-from recoverly.services.locations import Availability, availability
-from recoverly.services.progress import progress_event
 
 
 @strawberry.type(description="A backup's state at one moment: items are rows read from the site.")
@@ -163,11 +163,10 @@ class Backup(Node):
 
     @strawberry.field
     def progress(self) -> BackupProgress:
-        return BackupProgress.from_event(progress_event(self.row))
+        return BackupProgress.from_event(queries.progress(self.row))
 
     async def _availability(self, info: Info[Any, None]) -> Availability:
-        copies = await info.context.loaders.copies_by_backup.load(self.row.id)
-        return availability(self.row, copies, info.context.runtime.now())
+        return await queries.backup_availability(info.context, self.row)
 
     def _with_availability(self, info: Info[Any, None], pick: Callable[[Availability], T]) -> T:
         # Synchronous for prefetched rows (no await per field); else it awaits the loader.

@@ -7,8 +7,8 @@ from __future__ import annotations
 from graphql import GraphQLError
 from strawberry.extensions import MaskErrors
 
+from recoverly.observability.incidents import cite, report
 from recoverly.schema.error_codes import INTERNAL, classify
-from recoverly.services.incidents import cite, report
 
 
 def should_mask(error: GraphQLError) -> bool:

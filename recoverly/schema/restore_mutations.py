@@ -8,15 +8,12 @@ import strawberry
 from strawberry.scalars import JSON
 from strawberry.types import Info
 
-from recoverly import models
-from recoverly.resolvers.mutations import attempt, require_id
+from recoverly.resolvers import restore_mutations
 from recoverly.schema.backups import Backup
 from recoverly.schema.enums import ProductKey
 from recoverly.schema.errors import UserError, user_errors
 from recoverly.schema.organizations import ProductInstance
 from recoverly.schema.restores import Restore
-from recoverly.services import restores
-from recoverly.services.errors import ServiceError
 
 
 @strawberry.input
@@ -71,28 +68,8 @@ class RestorePreviewPayload:
     )
 
 
-def to_request(input: StartRestoreInput) -> restores.RestoreRequest:
-    return restores.RestoreRequest(
-        backup_id=require_id(input.backup_id, "Backup", field=["input", "backupId"]),
-        destination_id=require_id(
-            input.destination_id,
-            "ProductInstance",
-            field=["input", "destinationId"],
-            what="destination site",
-        ),
-        include_attachments=input.include_attachments,
-        include_users_and_groups=input.include_users_and_groups,
-    )
-
-
 async def restore_preview(info: Info[Any, None], input: StartRestoreInput) -> RestorePreviewPayload:
-    ctx = info.context
-    try:
-        preview = await restores.preview_restore(
-            ctx.runtime, ctx.authenticated_scope, to_request(input)
-        )
-    except ServiceError as error:
-        preview = restores.Preview(errors=[error])
+    preview = await restore_mutations.restore_preview(info.context, input)
     plan = preview.plan
     return RestorePreviewPayload(
         backup=Backup.from_row(preview.backup) if preview.backup else None,
@@ -102,7 +79,7 @@ async def restore_preview(info: Info[Any, None], input: StartRestoreInput) -> Re
         skipped_spaces=list(plan.skipped_spaces) if plan else [],
         attachments=plan.attachments if plan else 0,
         attachment_bytes=plan.attachment_bytes if plan else 0,
-        destination_empty=plan.destination_empty if plan else None,
+        destination_empty=preview.destination_empty,
         access_reviews=[
             PreviewAccessReview(
                 group_name=name,
@@ -121,14 +98,7 @@ class RestoreMutations:
     async def start_restore(
         self, info: Info[Any, None], input: StartRestoreInput
     ) -> StartRestorePayload:
-        ctx = info.context
-
-        async def start() -> models.Restore:
-            return await restores.start_restore(
-                ctx.runtime, ctx.authenticated_scope, to_request(input)
-            )
-
-        outcome = await attempt(start())
+        outcome = await restore_mutations.start_restore(info.context, input)
         return StartRestorePayload(
             restore=Restore.from_row(outcome.value) if outcome.value else None,
             errors=user_errors(outcome.errors),
@@ -138,16 +108,7 @@ class RestoreMutations:
     async def cancel_restore(
         self, info: Info[Any, None], input: CancelRestoreInput
     ) -> CancelRestorePayload:
-        ctx = info.context
-
-        async def cancel() -> models.Restore:
-            return await restores.cancel_restore(
-                ctx.runtime,
-                ctx.authenticated_scope,
-                restore_id=require_id(input.restore_id, "Restore", field=["input", "restoreId"]),
-            )
-
-        outcome = await attempt(cancel())
+        outcome = await restore_mutations.cancel_restore(info.context, restore_id=input.restore_id)
         return CancelRestorePayload(
             restore=Restore.from_row(outcome.value) if outcome.value else None,
             errors=user_errors(outcome.errors),

@@ -10,12 +10,12 @@ from strawberry.scalars import JSON
 from strawberry.types import Info
 
 from recoverly import models
+from recoverly.resolvers import queries
 from recoverly.resolvers.global_ids import to_global_id
 from recoverly.schema.backups import Backup
 from recoverly.schema.enums import RestorePhase, RestoreStatus
 from recoverly.schema.node import Node
 from recoverly.schema.organizations import ProductInstance, Viewer
-from recoverly.services.progress import progress_event
 
 
 @strawberry.type(
@@ -89,7 +89,7 @@ class Restore(Node):
 
     @strawberry.field
     def progress(self) -> RestoreProgress:
-        return RestoreProgress.from_event(progress_event(self.row))
+        return RestoreProgress.from_event(queries.progress(self.row))
 
     @strawberry.field(description="Seconds from start to finish, or until now while running.")
     def duration_seconds(self, info: Info[Any, None]) -> float | None:

@@ -17,18 +17,16 @@ from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from sqlalchemy import delete
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from recoverly.database import Database
 from recoverly.events import EventBus
 from recoverly.models import Admin, ApiToken, Membership, utcnow
 from recoverly.services.scoping import Scope
-
-if TYPE_CHECKING:
-    from recoverly.services.runtime import Runtime
 
 AUTH_TOPIC = "auth:revoked"
 
@@ -159,7 +157,16 @@ class AuthCache:
                 self.forget(str(event.get("token_hash")))
 
 
-async def revoke_token(runtime: Runtime, token: str) -> bool:
+class RevocationParts(Protocol):
+    """The parts of the ``Runtime`` a revocation uses (the runtime holds an ``AuthCache``, so
+    this module does not name it)."""
+
+    db: Database
+    bus: EventBus
+    auth_cache: AuthCache
+
+
+async def revoke_token(runtime: RevocationParts, token: str) -> bool:
     """Delete a token; this process refuses it at once, the others when the bus delivers the
     revocation (or after the cache's ttl at worst). False when the token was unknown."""
     token_hash = hash_token(token)

@@ -23,12 +23,12 @@ from recoverly.models import (
     ProductInstance,
     StorageMode,
 )
+from recoverly.observability.incidents import cite, report
 from recoverly.observability.logs import get_logger, set_phase
-from recoverly.products.export import ExportStopped, count_rows, export_instance
+from recoverly.products.export import ExportStopped, count_export_rows, export_instance
 from recoverly.services import audit, operations
 from recoverly.services.archives import customer_store, store_for
 from recoverly.services.errors import ErrorCode, ServiceError, not_found
-from recoverly.services.incidents import cite, report
 from recoverly.services.progress import ProgressPublisher, progress_event, topic_of
 from recoverly.services.runtime import Runtime
 from recoverly.services.scoping import Scope
@@ -75,7 +75,7 @@ async def start_backup(
         instance = await scope.get(session, ProductInstance, instance_id)
     if instance is None:
         raise not_found("site", field=["input", "instanceId"])
-    items_total = await count_rows(
+    items_total = await count_export_rows(
         runtime.db,
         instance=instance,
         include_attachments=include_attachments,
@@ -297,7 +297,7 @@ async def _locked(
 
 
 async def _count(runtime: Runtime, instance: ProductInstance, backup: Backup) -> int:
-    return await count_rows(
+    return await count_export_rows(
         runtime.db,
         instance=instance,
         include_attachments=backup.include_attachments,
@@ -399,6 +399,20 @@ def _finished(runtime: Runtime, backup: Backup) -> None:
         entities=entities,
         reason=backup.failure_reason,
     )
+
+
+async def detach_policy(session: AsyncSession, *, policy_id: int) -> None:
+    """The policy is being deleted: its backups stay, without a policy."""
+    await session.exec(  # type: ignore[call-overload]
+        update(Backup).where(col(Backup.policy_id) == policy_id).values(policy_id=None)
+    )
+
+
+async def expire_backup(session: AsyncSession, *, backup_id: int) -> None:
+    """The backup's last live copy expired: a restorable backup becomes EXPIRED."""
+    backup = await session.get(Backup, backup_id)
+    if backup is not None and backup.status in (BackupStatus.COMPLETED, BackupStatus.INCOMPLETE):
+        backup.status = BackupStatus.EXPIRED
 
 
 def internal_key(backup: Backup) -> str:

@@ -24,12 +24,21 @@ async def acquire(
         async with session.begin_nested():
             session.add(InstanceOperation(instance_id=instance_id, kind=kind, ref_id=ref_id))
     except IntegrityError:
-        raise ServiceError(
-            ErrorCode.DESTINATION_BUSY,
-            "a backup or restore is already in progress on this site; "
-            "wait for it to finish, then try again",
-            field=field,
-        ) from None
+        raise busy_error(field) from None
+
+
+async def is_busy(session: AsyncSession, *, instance_id: int) -> bool:
+    """Whether an operation holds the instance's lock now (only ``acquire`` decides)."""
+    return await session.get(InstanceOperation, instance_id) is not None
+
+
+def busy_error(field: list[str]) -> ServiceError:
+    return ServiceError(
+        ErrorCode.DESTINATION_BUSY,
+        "a backup or restore is already in progress on this site; "
+        "wait for it to finish, then try again",
+        field=field,
+    )
 
 
 async def release(session: AsyncSession, *, instance_id: int, kind: str, ref_id: int) -> None:

@@ -11,12 +11,12 @@ from sqlalchemy import func, update
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from recoverly.models import Backup, BackupPolicy, ProductInstance, Schedule, StorageMode
+from recoverly.models import BackupPolicy, ProductInstance, Schedule, StorageMode
+from recoverly.observability.incidents import cite, report
 from recoverly.services import audit
 from recoverly.services.archives import customer_store
-from recoverly.services.backups import start_backup
+from recoverly.services.backups import detach_policy, start_backup
 from recoverly.services.errors import ErrorCode, ServiceError, not_found
-from recoverly.services.incidents import cite, report
 from recoverly.services.runtime import Runtime
 from recoverly.services.scoping import Scope
 from recoverly.services.secrets import needs_sealing, open_bucket, seal_bucket
@@ -278,9 +278,7 @@ async def delete_policy(runtime: Runtime, scope: Scope, *, policy_id: int) -> in
         policy = await scope.get(session, BackupPolicy, policy_id)
         if policy is None:
             raise not_found("backup policy", field=["input", "policyId"])
-        await session.exec(  # type: ignore[call-overload]
-            update(Backup).where(col(Backup.policy_id) == policy_id).values(policy_id=None)
-        )
+        await detach_policy(session, policy_id=policy_id)
         await session.delete(policy)
         audit.record(
             session,

@@ -3,39 +3,118 @@
 Runs in whichever process holds the job; it shares nothing with subscribers but the
 database and the event bus. A restore that fails or is canceled is purged, so the
 destination is left as it was; a crashed one resumes from its checkpoint.
+
+The job is the ``Restore`` row's writer while it runs: the engine gets a ``RestoreOrder``
+and a ``RestoreRowStore``, through which its checkpoints and progress reach the row.
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from typing import Any
 
-from sqlmodel import col, select
+from sqlalchemy import update
+from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlmodel import select
 
+from recoverly.database import Database
 from recoverly.jobs import JobArgs, JobDefinition, JobInfo
 from recoverly.models import (
     FINAL_RESTORE_STATUSES,
     Backup,
-    BackupCopy,
-    ProductInstance,
     Restore,
     RestorePhase,
     RestoreStatus,
 )
+from recoverly.observability.incidents import cite, report
 from recoverly.observability.logs import get_logger
 from recoverly.products.archive import ArchiveError
 from recoverly.products.archive_reader import ArchiveReader
-from recoverly.products.restore_engine import RestoreStopped, purge_restore, restore_archive
+from recoverly.products.restore_engine import (
+    Checkpoint,
+    RestoreOptions,
+    RestoreOrder,
+    RestoreStopped,
+    purge_restore,
+    restore_archive,
+)
 from recoverly.services import operations
-from recoverly.services.archives import local_archive
-from recoverly.services.incidents import cite, report
-from recoverly.services.locations import availability
 from recoverly.services.progress import ProgressPublisher
-from recoverly.services.restores import RESTORE_JOB
+from recoverly.services.restores import RESTORE_JOB, copy_to_read, open_archive
 from recoverly.services.runtime import Runtime
 from recoverly.storage import StorageError
 
 log = get_logger(__name__)
+_RESTORES = Restore.__table__  # type: ignore[attr-defined]
+
+
+class RestoreRowStore:
+    """The engine's ``RestoreStore`` for one restore: checkpoints go on its row, in the
+    chunk's transaction; progress and the question whether to stop go to the callables."""
+
+    def __init__(
+        self,
+        db: Database,
+        restore_id: int,
+        *,
+        on_progress: Callable[[str, int], Awaitable[None]],  # (phase, items written so far)
+        should_stop: Callable[[], Awaitable[bool]],
+    ) -> None:
+        self.db, self.restore_id = db, restore_id
+        self._on_progress, self._should_stop = on_progress, should_stop
+
+    async def save_checkpoint(
+        self, conn: AsyncConnection, checkpoint: Checkpoint, *, phase: str
+    ) -> None:
+        statement = (
+            update(_RESTORES)
+            .where(_RESTORES.c.id == self.restore_id)
+            .values(checkpoint=checkpoint.to_json(), items_done=checkpoint.items_done, phase=phase)
+        )
+        if (await conn.execute(statement)).rowcount != 1:
+            raise LookupError(f"restore {self.restore_id} does not exist")
+
+    async def report_progress(self, phase: str, items_done: int) -> None:
+        await self._on_progress(phase, items_done)
+
+    async def should_stop(self) -> bool:
+        return await self._should_stop()
+
+    async def order(self) -> RestoreOrder:
+        """What the engine restores for this row, from its last checkpoint."""
+        async with self.db.session() as session:
+            row = await session.get(Restore, self.restore_id)
+        if row is None:
+            raise LookupError(f"restore {self.restore_id} does not exist")
+        return order_of(row)
+
+
+def order_of(row: Restore) -> RestoreOrder:
+    """The engine's order for a restore row: its destination, its options, its checkpoint
+    (as this version or an older one stored it)."""
+    assert row.id is not None
+    stored = row.checkpoint
+    return RestoreOrder(
+        restore_id=row.id,
+        organization_id=row.organization_id,
+        destination_id=row.destination_id,
+        options=RestoreOptions(
+            include_attachments=row.include_attachments,
+            include_users_and_groups=row.include_users_and_groups,
+        ),
+        checkpoint=Checkpoint.from_json(stored, items_done=row.items_done) if stored else None,
+    )
+
+
+async def purge(db: Database, *, restore_id: int, chunk_size: int = 5000) -> int:
+    """Remove every row the restore wrote, then its checkpoint (a restart begins afresh);
+    return how many rows were deleted."""
+    deleted = await purge_restore(db, restore_id=restore_id, chunk_size=chunk_size)
+    async with db.transaction() as session:
+        statement = update(_RESTORES).where(_RESTORES.c.id == restore_id).values(checkpoint=None)
+        await (await session.connection()).execute(statement)
+    return deleted
 
 
 def restore_job(runtime: Runtime) -> JobDefinition:
@@ -56,21 +135,17 @@ async def perform_restore(runtime: Runtime, *, restore_id: int) -> None:
         if restore is None or restore.status in FINAL_RESTORE_STATUSES:
             return
         backup = await session.get(Backup, restore.backup_id)
-        destination = await session.get(ProductInstance, restore.destination_id)
-        copies = (
-            await session.exec(select(BackupCopy).where(col(BackupCopy.backup_id) == backup.id))  # type: ignore[union-attr]
-        ).all()
-    assert backup is not None and destination is not None
+        assert backup is not None
+        found = await copy_to_read(runtime, session, backup)
     if restore.started_at is None:
         runtime.metrics.restores.started.inc()
-        log.info("restore started", backup_id=backup.id, destination_id=destination.id)
+        log.info("restore started", backup_id=backup.id, destination_id=restore.destination_id)
     else:
         log.info("restore resumed", status=str(restore.status), phase=str(restore.phase))
     publisher = ProgressPublisher(runtime.bus, restore)
     if restore.status == RestoreStatus.CANCELING:
         await _undo(runtime, restore_id, RestoreStatus.CANCELED, "canceled", publisher)
         return
-    found = availability(backup, copies, runtime.now())
     if found.copy is None:
         await _undo(
             runtime,
@@ -81,11 +156,10 @@ async def perform_restore(runtime: Runtime, *, restore_id: int) -> None:
         )
         return
     try:
-        async with local_archive(runtime, found.copy, name=f"restore-{restore_id}.zip") as path:
-            limit = runtime.settings.archive_max_expansion_bytes
-            with ArchiveReader(path, max_expansion_bytes=limit) as reader:
-                await _verify(runtime, restore, reader, publisher)
-                row = await _restore(runtime, restore, destination, reader, publisher)
+        name = f"restore-{restore_id}.zip"
+        async with open_archive(runtime, backup, found.copy, name=name) as reader:
+            await _verify(runtime, restore, reader, publisher)
+            row = await _restore(runtime, restore, reader, publisher)
         _finished(runtime, row, size_bytes=found.copy.size_bytes)
     except RestoreStopped:
         await _undo(runtime, restore_id, RestoreStatus.CANCELED, "canceled", publisher)
@@ -136,7 +210,6 @@ async def _verify(
 async def _restore(
     runtime: Runtime,
     restore: Restore,
-    destination: ProductInstance,
     reader: ArchiveReader,
     publisher: ProgressPublisher,
 ) -> Restore:
@@ -154,17 +227,15 @@ async def _restore(
             ).one()
         return status == RestoreStatus.CANCELING
 
+    store = RestoreRowStore(
+        runtime.db, restore.id, on_progress=on_progress, should_stop=should_stop
+    )
     result = await restore_archive(
         runtime.db,
         reader,
-        restore_id=restore.id,
-        organization_id=restore.organization_id,
-        destination=destination,
-        include_attachments=restore.include_attachments,
-        include_users_and_groups=restore.include_users_and_groups,
+        await store.order(),
+        store,
         chunk_size=runtime.settings.restore_chunk_size,
-        on_progress=on_progress,
-        should_stop=should_stop,
     )
     await publisher.publish(phase=RestorePhase.FINALIZING, message="finalizing")
     if await should_stop():
@@ -228,7 +299,7 @@ async def _undo(
     publisher: ProgressPublisher | None = None,
 ) -> None:
     """Remove everything the restore wrote, then record its final status."""
-    await purge_restore(runtime.db, restore_id=restore_id)
+    await purge(runtime.db, restore_id=restore_id)
     async with runtime.db.transaction() as session:
         row = await session.get(Restore, restore_id)
         if row is None:

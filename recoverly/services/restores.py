@@ -1,4 +1,11 @@
-"""Restores: the rules of DESIGN.md, enforced here, for startRestore, the preview and cancel."""
+"""Restores: the rules of DESIGN.md, enforced here, for startRestore, the preview and cancel.
+
+Each rule is checked here and nowhere else: the backup and the destination exist for the
+caller, share the organization and the product (``check_request``), a copy can be read
+(``copy_to_read``), a Jira destination is empty (``check_destination_free``), nothing else
+runs on it (the destination lock). The restore engine gets the outcome (a ``RestoreOrder``)
+and checks none of it again.
+"""
 
 from __future__ import annotations
 
@@ -14,24 +21,23 @@ from recoverly.models import (
     FINAL_RESTORE_STATUSES,
     Backup,
     BackupCopy,
-    InstanceOperation,
-    JiraProject,
     ProductInstance,
     ProductKey,
     Restore,
     RestoreStatus,
 )
 from recoverly.observability import tracing
+from recoverly.observability.incidents import cite, report
 from recoverly.observability.logs import get_logger
 from recoverly.products.archive import ArchiveError
 from recoverly.products.archive_reader import ArchiveReader
-from recoverly.products.restore_engine import RestorePlan, plan_restore
+from recoverly.products.restore_engine import RestoreOptions, RestorePlan, plan_restore
+from recoverly.products.restore_plan import destination_is_empty
 from recoverly.services import audit, operations
 from recoverly.services.access import billable_accounts
 from recoverly.services.archives import local_archive
 from recoverly.services.errors import ErrorCode, ServiceError, not_found
-from recoverly.services.incidents import cite, report
-from recoverly.services.locations import availability
+from recoverly.services.locations import Availability, availability
 from recoverly.services.progress import progress_event, restore_topic
 from recoverly.services.retention import check_copies
 from recoverly.services.runtime import Runtime
@@ -39,6 +45,7 @@ from recoverly.services.scoping import Scope
 from recoverly.storage import StorageError
 
 RESTORE_JOB = "restore.run"
+DESTINATION_FIELD = ["input", "destinationId"]
 log = get_logger(__name__)
 
 
@@ -46,8 +53,7 @@ log = get_logger(__name__)
 class RestoreRequest:
     backup_id: int
     destination_id: int
-    include_attachments: bool = True
-    include_users_and_groups: bool = True
+    options: RestoreOptions = field(default_factory=RestoreOptions)
 
 
 @dataclass
@@ -65,6 +71,7 @@ class Preview:
     plan: RestorePlan | None = None
     backup: Backup | None = None
     destination: ProductInstance | None = None
+    destination_empty: bool | None = None  # known with the plan
     billing: dict[tuple[str, str], int] = field(default_factory=dict)
 
 
@@ -77,24 +84,21 @@ async def check_request(
         raise not_found("backup", field=["input", "backupId"])
     destination = await scope.get(session, ProductInstance, request.destination_id)
     if destination is None:
-        raise not_found("destination site", field=["input", "destinationId"])
+        raise not_found("destination site", field=DESTINATION_FIELD)
     if backup.organization_id != destination.organization_id:
         raise ServiceError(
             ErrorCode.ORGANIZATION_MISMATCH,
             "a backup can only be restored into a site of the organization it was made in",
-            field=["input", "destinationId"],
+            field=DESTINATION_FIELD,
         )
     if backup.product != destination.product:
         raise ServiceError(
             ErrorCode.PRODUCT_MISMATCH,
             f"a {backup.product.title()} backup can only be restored into a "
             f"{backup.product.title()} site",
-            field=["input", "destinationId"],
+            field=DESTINATION_FIELD,
         )
-    copies = (
-        await session.exec(select(BackupCopy).where(col(BackupCopy.backup_id) == backup.id))
-    ).all()
-    found = availability(backup, copies, runtime.now())
+    found = await copy_to_read(runtime, session, backup)
     if found.copy is None:
         raise ServiceError(
             ErrorCode.BACKUP_NOT_AVAILABLE,
@@ -104,31 +108,44 @@ async def check_request(
     return Checked(backup=backup, destination=destination, copy=found.copy)
 
 
-async def check_destination_free(session: AsyncSession, destination: ProductInstance) -> None:
+async def copies_of(session: AsyncSession, backup_id: int | None) -> list[BackupCopy]:
+    statement = select(BackupCopy).where(col(BackupCopy.backup_id) == backup_id)
+    return list((await session.exec(statement)).all())
+
+
+async def copy_to_read(runtime: Runtime, session: AsyncSession, backup: Backup) -> Availability:
+    """The copy a restore of ``backup`` reads now, or why there is none."""
+    return availability(backup, await copies_of(session, backup.id), runtime.now())
+
+
+async def is_empty(session: AsyncSession, destination: ProductInstance) -> bool:
+    return await destination_is_empty(await session.connection(), destination)
+
+
+def check_destination_free(destination: ProductInstance, *, empty: bool) -> None:
     """A Jira destination must be empty (Confluence ones need not be)."""
-    if destination.product != ProductKey.JIRA:
-        return
-    project = (
-        await session.exec(
-            select(JiraProject.id).where(col(JiraProject.instance_id) == destination.id).limit(1)
-        )
-    ).first()
-    if project is not None:
+    if destination.product == ProductKey.JIRA and not empty:
         raise ServiceError(
             ErrorCode.DESTINATION_NOT_EMPTY,
             f"the Jira site {destination.name} already holds projects: a Jira backup can "
             "only be restored into an empty site",
-            field=["input", "destinationId"],
+            field=DESTINATION_FIELD,
         )
 
 
-def busy_error() -> ServiceError:
-    return ServiceError(
-        ErrorCode.DESTINATION_BUSY,
-        "a backup or restore is already in progress on this site; "
-        "wait for it to finish, then try again",
-        field=["input", "destinationId"],
-    )
+@asynccontextmanager
+async def open_archive(
+    runtime: Runtime, backup: Backup, copy: BackupCopy, *, name: str
+) -> AsyncIterator[ArchiveReader]:
+    """The copy's archive, open for reading, once it is known to be an archive of the
+    backup's product (which ``check_request`` matched with the destination's)."""
+    async with local_archive(runtime, copy, name=name) as path:
+        limit = runtime.settings.archive_max_expansion_bytes
+        with ArchiveReader(path, max_expansion_bytes=limit) as reader:
+            product = reader.manifest.product
+            if str(product) != str(backup.product):
+                raise ArchiveError(f"the archive holds a {product} backup, not a {backup.product}")
+            yield reader
 
 
 @asynccontextmanager
@@ -137,10 +154,8 @@ async def _archive(runtime: Runtime, checked: Checked) -> AsyncIterator[ArchiveR
     assert checked.backup.id is not None
     name = f"plan-{checked.backup.id}-{id(checked)}.zip"
     try:
-        async with local_archive(runtime, checked.copy, name=name) as path:
-            limit = runtime.settings.archive_max_expansion_bytes
-            with ArchiveReader(path, max_expansion_bytes=limit) as reader:
-                yield reader
+        async with open_archive(runtime, checked.backup, checked.copy, name=name) as reader:
+            yield reader
     except (StorageError, ArchiveError) as error:
         error_id = report(f"reading the archive of backup {checked.backup.id} failed", error)
         message = cite("the backup's archive could not be read", error_id)
@@ -152,12 +167,9 @@ async def _archive(runtime: Runtime, checked: Checked) -> AsyncIterator[ArchiveR
 async def _plan(
     runtime: Runtime, reader: ArchiveReader, checked: Checked, request: RestoreRequest
 ) -> RestorePlan:
+    assert checked.destination.id is not None
     return await plan_restore(
-        runtime.db,
-        reader,
-        destination=checked.destination,
-        include_attachments=request.include_attachments,
-        include_users_and_groups=request.include_users_and_groups,
+        runtime.db, reader, destination_id=checked.destination.id, options=request.options
     )
 
 
@@ -165,25 +177,30 @@ async def start_restore(runtime: Runtime, scope: Scope, request: RestoreRequest)
     """Queue a restore. The destination lock, the restore row, its job and the audit event
     commit together, so of concurrent calls on one destination exactly one wins.
 
-    The restore is planned first (as ``restorePreview`` does), so its progress carries the
-    number of items it will write from the first event on."""
+    The rules are checked before the restore is planned (so a refused request reads no
+    archive) and again in the transaction that takes the destination's lock, for what
+    changed meanwhile. The restore is planned first (as ``restorePreview`` does), so its
+    progress carries the number of items it will write from the first event on."""
     assert runtime.runner is not None
     await verify_copy(runtime, scope, request.backup_id)
     async with runtime.db.session() as session:
         checked = await check_request(runtime, session, scope, request)
-        if await session.get(InstanceOperation, request.destination_id) is not None:
-            raise busy_error()
-        await check_destination_free(session, checked.destination)
+        if await operations.is_busy(session, instance_id=request.destination_id):
+            raise operations.busy_error(DESTINATION_FIELD)
+        check_destination_free(
+            checked.destination, empty=await is_empty(session, checked.destination)
+        )
     async with _archive(runtime, checked) as reader:
         plan = await _plan(runtime, reader, checked, request)
+    options = request.options
     async with runtime.db.transaction() as session:
         checked = await check_request(runtime, session, scope, request)
         restore = Restore(
             organization_id=checked.destination.organization_id,
             backup_id=request.backup_id,
             destination_id=request.destination_id,
-            include_attachments=request.include_attachments,
-            include_users_and_groups=request.include_users_and_groups,
+            include_attachments=options.include_attachments,
+            include_users_and_groups=options.include_users_and_groups,
             started_by_id=scope.admin_id,
             created_at=runtime.now(),
             items_total=plan.items_total,
@@ -198,9 +215,11 @@ async def start_restore(runtime: Runtime, scope: Scope, request: RestoreRequest)
             instance_id=request.destination_id,
             kind="restore",
             ref_id=restore.id,
-            field=["input", "destinationId"],
+            field=DESTINATION_FIELD,
         )
-        await check_destination_free(session, checked.destination)
+        check_destination_free(
+            checked.destination, empty=await is_empty(session, checked.destination)
+        )
         await runtime.runner.enqueue(RESTORE_JOB, {"restore_id": restore.id}, session=session)
         audit.record(
             session,
@@ -212,8 +231,8 @@ async def start_restore(runtime: Runtime, scope: Scope, request: RestoreRequest)
             details={
                 "backup_id": request.backup_id,
                 "destination_id": request.destination_id,
-                "include_attachments": request.include_attachments,
-                "include_users_and_groups": request.include_users_and_groups,
+                "include_attachments": options.include_attachments,
+                "include_users_and_groups": options.include_users_and_groups,
             },
         )
     log.info(
@@ -264,16 +283,17 @@ async def preview_restore(runtime: Runtime, scope: Scope, request: RestoreReques
             preview.errors.append(error)
             return preview
         preview.backup, preview.destination = checked.backup, checked.destination
-        busy = await session.get(InstanceOperation, request.destination_id)
-        if busy is not None:
-            preview.errors.append(busy_error())
+        if await operations.is_busy(session, instance_id=request.destination_id):
+            preview.errors.append(operations.busy_error(DESTINATION_FIELD))
+        empty = await is_empty(session, checked.destination)
         try:
-            await check_destination_free(session, checked.destination)
+            check_destination_free(checked.destination, empty=empty)
         except ServiceError as error:
             preview.errors.append(error)
     try:
         async with _archive(runtime, checked) as reader:
             preview.plan = await _plan(runtime, reader, checked, request)
+            preview.destination_empty = empty
             if preview.plan.groups_with_access:
                 members = await asyncio.to_thread(archived_group_members, reader)
                 preview.billing = await _billing_impact(
@@ -291,8 +311,7 @@ async def verify_copy(runtime: Runtime, scope: Scope, backup_id: int) -> None:
         backup = await scope.get(session, Backup, backup_id)
         if backup is None:
             return
-        statement = select(BackupCopy).where(col(BackupCopy.backup_id) == backup_id)
-        copies = list((await session.exec(statement)).all())
+        copies = await copies_of(session, backup_id)
     while (copy := availability(backup, copies, runtime.now()).copy) is not None:
         if not await check_copies(runtime, [copy]):
             return

@@ -10,8 +10,9 @@ from typing import Any
 from sqlalchemy import or_, update
 from sqlmodel import col, select
 
-from recoverly.models import Backup, BackupCopy, BackupLocation, BackupStatus, CopyStatus
+from recoverly.models import BackupCopy, BackupLocation, CopyStatus
 from recoverly.services.archives import store_for
+from recoverly.services.backups import expire_backup
 from recoverly.services.locations import copy_is_live
 from recoverly.services.runtime import Runtime
 from recoverly.storage import StorageError
@@ -48,12 +49,7 @@ async def sweep_expired_copies(runtime: Runtime) -> list[int]:
                 )
             ).all()
             if not any(copy_is_live(c, now) for c in siblings if c.id != row.id):
-                backup = await session.get(Backup, row.backup_id)
-                if backup is not None and backup.status in (
-                    BackupStatus.COMPLETED,
-                    BackupStatus.INCOMPLETE,
-                ):
-                    backup.status = BackupStatus.EXPIRED
+                await expire_backup(session, backup_id=row.backup_id)
         assert copy.id is not None
         done.append(copy.id)
         log.info("expired internal copy %s of backup %s", copy.id, copy.backup_id)

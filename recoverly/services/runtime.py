@@ -6,7 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import cached_property
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from recoverly.database import Database
 from recoverly.events import EventBus, InMemoryEventBus
@@ -19,8 +19,17 @@ from recoverly.services.secrets import SecretBox, secret_box
 from recoverly.settings import Settings
 from recoverly.storage import BlobStore
 
-if TYPE_CHECKING:
-    from recoverly.services.scheduler import Scheduler
+
+class SchedulerHandle(Protocol):
+    """What the runtime knows of the scheduler (``services.scheduler.Scheduler``): naming
+    the class would make every service that gets a runtime depend on all the services the
+    scheduler runs."""
+
+    def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+    def kick(self) -> None: ...
 
 
 @dataclass
@@ -30,7 +39,7 @@ class Runtime:
     internal_store: BlobStore
     bus: EventBus = field(default_factory=InMemoryEventBus)
     runner: JobRunner | None = None
-    scheduler: Scheduler | None = None
+    scheduler: SchedulerHandle | None = None
     metrics: Metrics = field(default_factory=Metrics)
     clock: Callable[[], datetime] = utcnow
     rate_limiter: RateLimiter = field(default_factory=RateLimiter)

@@ -22,7 +22,7 @@ from recoverly.models import (
     SiteUser,
 )
 from recoverly.products.archive_reader import ArchiveReader
-from recoverly.products.export import ExportStopped, count_rows
+from recoverly.products.export import ExportStopped, count_export_rows
 from tests.products.conftest import LIMIT, Seeded, count, export, instance
 
 JIRA_TABLES = {
@@ -120,7 +120,7 @@ async def test_progress_counts_every_row_read_and_a_stop_leaves_no_file(
 ) -> None:
     jira = seeded.info.instances["acme_jira"]
     site = await instance(db, jira)
-    total = await count_rows(
+    total = await count_export_rows(
         db, instance=site, include_attachments=True, include_users_and_groups=True
     )
     seen: list[int] = []

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -29,17 +29,19 @@ from recoverly.models import (
     SiteGroup,
     SiteUser,
 )
-from recoverly.products import restore_engine
 from recoverly.products.archive_reader import ArchiveReader
 from recoverly.products.digest import content_digest
 from recoverly.products.restore_engine import (
+    Checkpoint,
     RestoreIncompleteError,
+    RestoreOptions,
     RestoreResult,
     RestoreStopped,
     plan_restore,
-    purge_restore,
     restore_archive,
 )
+from recoverly.products.restore_plan import destination_is_empty
+from recoverly.services.restore_job import RestoreRowStore, purge
 from tests.products.conftest import LIMIT, MakeDb, Seeded, count, export, instance, new_restore
 
 PRODUCT_TABLES = (
@@ -97,19 +99,16 @@ async def restore(
     **options: bool,
 ) -> RestoreResult:
     archive = seeded.jira_archive if "jira" in destination else seeded.confluence_archive
+    store = RestoreRowStore(
+        db, restore_id, on_progress=progress or Progress(), should_stop=should_stop
+    )
+    order = replace(
+        await store.order(),
+        destination_id=seeded.info.instances[destination],
+        options=RestoreOptions(**options),
+    )
     with ArchiveReader(archive, max_expansion_bytes=LIMIT) as reader:
-        return await restore_archive(
-            db,
-            reader,
-            restore_id=restore_id,
-            organization_id=seeded.info.organizations["acme"],
-            destination=await instance(db, seeded.info.instances[destination]),
-            include_attachments=options.get("include_attachments", True),
-            include_users_and_groups=options.get("include_users_and_groups", True),
-            chunk_size=chunk_size,
-            on_progress=progress or Progress(),
-            should_stop=should_stop,
-        )
+        return await restore_archive(db, reader, order, store, chunk_size=chunk_size)
 
 
 async def digest(db: Database, seeded: Seeded, name: str) -> dict[str, Any]:
@@ -124,6 +123,11 @@ async def confluence_restore(db: Database, seeded: Seeded) -> int:
     return await new_restore(
         db, seeded.info, source="acme_confluence", destination="acme_confluence_target"
     )
+
+
+async def empty(db: Database, destination: ProductInstance) -> bool:
+    async with db.session() as session:
+        return await destination_is_empty(await session.connection(), destination)
 
 
 async def rows(db: Database, statement: Any) -> list[Any]:
@@ -209,7 +213,7 @@ async def test_crash_inside_a_chunk_transaction_writes_nothing_of_it(
 ) -> None:
     """Rows and checkpoint commit together: a crash between them loses both, not one."""
     restore_id = await jira_restore(db, seeded)
-    save = restore_engine._Run._save_checkpoint
+    save = RestoreRowStore.save_checkpoint
     calls = 0
 
     async def crash_on_the_ninth(self: Any, *args: Any, **kwargs: Any) -> None:
@@ -219,7 +223,7 @@ async def test_crash_inside_a_chunk_transaction_writes_nothing_of_it(
         if calls == 9:
             raise Crash("killed after the insert, before the commit")
 
-    monkeypatch.setattr(restore_engine._Run, "_save_checkpoint", crash_on_the_ninth)
+    monkeypatch.setattr(RestoreRowStore, "save_checkpoint", crash_on_the_ninth)
     with pytest.raises(Crash):
         await restore(db, seeded, restore_id, destination="acme_jira_sandbox", chunk_size=700)
     monkeypatch.undo()
@@ -287,7 +291,7 @@ async def test_purge_after_a_partial_restore_empties_the_sandbox(
     async with db.transaction() as session:
         session.add(GroupProductAccess(instance_id=sandbox, group_id=group_id, product="JIRA"))
 
-    assert await purge_restore(db, restore_id=restore_id, chunk_size=300) == sum(written) + 1
+    assert await purge(db, restore_id=restore_id, chunk_size=300) == sum(written) + 1
     for model in PRODUCT_TABLES:
         assert await count(db, model, instance_id=sandbox) == 0, model.__name__
     async with db.session() as session:
@@ -403,7 +407,7 @@ async def test_purge_leaves_a_non_empty_target_as_it_was(db: Database, seeded: S
     await restore(db, seeded, restore_id, destination="acme_confluence_target")
     assert await digest(db, seeded, "acme_confluence_target") != before
 
-    assert await purge_restore(db, restore_id=restore_id) > 0
+    assert await purge(db, restore_id=restore_id) > 0
     assert await digest(db, seeded, "acme_confluence_target") == before
     assert await access_reviews(db, restore_id) == []
 
@@ -436,20 +440,11 @@ async def test_pages_whose_parent_comes_later_are_linked(
 
     empty = await new_confluence_site(db, seeded)
     restore_id = await confluence_restore(db, seeded)
-    with ArchiveReader(archive, max_expansion_bytes=LIMIT) as reader:
-        await restore_archive(
-            db,
-            reader,
-            restore_id=restore_id,
-            organization_id=seeded.info.organizations["acme"],
-            destination=empty,
-            include_attachments=True,
-            include_users_and_groups=True,
-            chunk_size=100,
-            on_progress=Progress(),
-            should_stop=never_stop,
-        )
     assert empty.id is not None
+    store = RestoreRowStore(db, restore_id, on_progress=Progress(), should_stop=never_stop)
+    order = replace(await store.order(), destination_id=empty.id)
+    with ArchiveReader(archive, max_expansion_bytes=LIMIT) as reader:
+        await restore_archive(db, reader, order, store, chunk_size=100)
     assert await content_digest(db, empty.id) == await content_digest(db, source)
 
 
@@ -471,12 +466,11 @@ async def new_confluence_site(db: Database, seeded: Seeded) -> ProductInstance:
 async def test_plan_matches_what_the_restore_then_does(db: Database, seeded: Seeded) -> None:
     target = await instance(db, seeded.info.instances["acme_confluence_target"])
     with ArchiveReader(seeded.confluence_archive, max_expansion_bytes=LIMIT) as reader:
-        plan = await plan_restore(
-            db, reader, destination=target, include_attachments=True, include_users_and_groups=True
-        )
+        assert target.id is not None
+        plan = await plan_restore(db, reader, destination_id=target.id, options=RestoreOptions())
         total = reader.manifest.total_records
     assert plan.skipped_spaces == ["HR", "MKT"]
-    assert plan.destination_empty is False
+    assert await empty(db, target) is False
     # Records of the skipped spaces are not part of the restore's progress.
     assert plan.items_total == sum(plan.entity_counts.values()) < total
     assert sorted(plan.groups_with_access) == [
@@ -498,17 +492,39 @@ async def test_plan_matches_what_the_restore_then_does(db: Database, seeded: See
 async def test_plan_for_the_empty_sandbox(db: Database, seeded: Seeded) -> None:
     sandbox = await instance(db, seeded.info.instances["acme_jira_sandbox"])
     with ArchiveReader(seeded.jira_archive, max_expansion_bytes=LIMIT) as reader:
-        plan = await plan_restore(
-            db,
-            reader,
-            destination=sandbox,
-            include_attachments=False,
-            include_users_and_groups=True,
-        )
+        assert sandbox.id is not None
+        options = RestoreOptions(include_attachments=False, include_users_and_groups=True)
+        plan = await plan_restore(db, reader, destination_id=sandbox.id, options=options)
         counts = reader.manifest.entity_counts
-    assert plan.destination_empty is True
+    assert await empty(db, sandbox) is True
     assert plan.skipped_spaces == []
     assert plan.attachments == plan.attachment_bytes == 0
     assert plan.entity_counts == {name: n for name, n in counts.items() if name != "attachments"}
     assert len(plan.groups_with_access) == 5
     assert plan.items_total == sum(plan.entity_counts.values())
+
+
+# --- Checkpoints ---------------------------------------------------------------------
+
+
+def test_checkpoint_reads_back_what_every_version_stored() -> None:
+    checkpoint = Checkpoint(
+        entity="comments",
+        index=1400,
+        items_done=2310,
+        deferred=3,
+        counts={"issues": {"written": 2000, "existing": 0, "skipped": 0}},
+    )
+    stored = {
+        "entity": "comments",
+        "index": 1400,
+        "items_done": 2310,
+        "deferred": 3,
+        "counts": {"issues": {"written": 2000, "existing": 0, "skipped": 0}},
+    }
+    assert checkpoint.to_json() == stored
+    assert Checkpoint.from_json(stored) == checkpoint
+    # Without its own progress and counts, the row's progress stands in.
+    assert Checkpoint.from_json({"entity": "issues", "index": 500}, items_done=700) == Checkpoint(
+        entity="issues", index=500, items_done=700
+    )
