@@ -53,7 +53,6 @@ START = """mutation($i: StartRestoreInput!) { startRestore(input: $i) {
   restore { id } errors { code message } } }"""
 STATUS = "query($id: ID!) { node(id: $id) { ... on Restore { status } } }"
 FINAL = {"COMPLETED", "PARTIALLY_COMPLETED", "FAILED", "CANCELED"}
-COPY_SIZE = 1000
 
 
 @dataclass
@@ -77,14 +76,7 @@ async def prepare(data_dir: Path, *, backups: int, entities: int, restores: int)
     await db.migrate()
     demo = await seed_demo(db, demo_token=TOKEN, other_token="bench-other-token")
     org_id, jira_id = demo.organizations["acme"], demo.instances["acme_jira"]
-    keys = await insert_backups(db, organization_id=org_id, instance_id=jira_id, count=backups)
-    # The internal copies' blobs exist (sparse files of their size): the server's periodic
-    # copy check finds them all, as in a real deployment, and changes nothing meanwhile.
-    for key in keys:
-        path = runtime.internal_store.path_for(key)  # type: ignore[attr-defined]
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with path.open("wb") as blob:
-            blob.truncate(COPY_SIZE)
+    await insert_backups(db, organization_id=org_id, instance_id=jira_id, count=backups)
     restore_backup, destinations = None, []
     if restores:
         site = await generate_jira(db, entities=entities, organization_id=org_id)
@@ -98,13 +90,10 @@ async def prepare(data_dir: Path, *, backups: int, entities: int, restores: int)
     return Prepared(db_path, to_global_id("Organization", org_id), restore_backup, destinations)
 
 
-async def insert_backups(
-    db: Any, *, organization_id: int, instance_id: int, count: int
-) -> list[str]:
+async def insert_backups(db: Any, *, organization_id: int, instance_id: int, count: int) -> None:
     """``count`` backups of the last days: most with an internal copy, every third with a
     customer copy only, every seventh failed (no copy). Nothing the retention sweep would
-    change while the benchmark runs. Returns the keys of the internal copies."""
-    internal: list[str] = []
+    change while the benchmark runs."""
     now = utcnow()
     base = {
         "organization_id": organization_id,
@@ -141,9 +130,7 @@ async def insert_backups(
                 else:
                     expires = at + timedelta(days=14)
                     copies.append(_copy(backup_id, "INTERNAL_STORAGE", at, expires))
-                    internal.append(copies[-1]["key"])
             await insert_rows(conn, BackupCopy, copies)
-    return internal
 
 
 def _copy(backup_id: int, location: str, at: datetime, expires: datetime | None) -> dict[str, Any]:
@@ -153,7 +140,7 @@ def _copy(backup_id: int, location: str, at: datetime, expires: datetime | None)
         "key": f"bench/{backup_id}/{location}",
         "bucket": None,
         "status": "AVAILABLE",
-        "size_bytes": COPY_SIZE,
+        "size_bytes": 1000,
         "created_at": at,
         "expires_at": expires,
         "expired_at": None,
