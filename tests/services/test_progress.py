@@ -337,3 +337,18 @@ async def test_a_waiting_subscriber_is_offered_events_first_and_they_never_overt
         assert [(await subscription.get(direct))["n"] for _ in range(2)] == [4, 5]
         await bus.publish("t", {"n": 6})  # nobody waits in get: nothing is offered
         assert taken == [1, 2] and (await subscription.get())["n"] == 6
+
+
+async def test_a_status_change_is_published_at_once_with_the_progress_it_replaced() -> None:
+    publisher = publisher_of_a_restore(min_interval=3600)  # nothing falls due by time
+    async with publisher.bus.subscribe(restore_topic(7)) as subscription:
+        await publisher.publish(status=RestoreStatus.VALIDATING, message="checking")
+        await publisher.publish(items_done=5)  # within the interval: waits
+        assert subscription.queue.qsize() == 1 and publisher._timer is not None
+        await publisher.publish(status=RestoreStatus.IN_PROGRESS, message="restoring")
+        received = [subscription.queue.get_nowait() for _ in range(subscription.queue.qsize())]
+    assert [(e["status"], e["items_done"], e["message"]) for e in received] == [
+        ("VALIDATING", 0, "checking"),
+        ("IN_PROGRESS", 5, "restoring"),  # the waiting step is carried by the change
+    ]
+    assert publisher._timer is None, "the step that waited is not published later"
