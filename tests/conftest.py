@@ -1,11 +1,17 @@
-"""Shared fixtures: a seeded database per backend (SQLite always, PostgreSQL when
-``RECOVERLY_TEST_POSTGRES_URL`` is set) and a real uvicorn server on loopback."""
+"""Shared fixtures: a seeded database per backend (SQLite always, PostgreSQL whenever a server
+answers) and a real uvicorn server on loopback.
+
+PostgreSQL: ``RECOVERLY_TEST_POSTGRES_URL`` if set (CI sets it), else a local server on
+127.0.0.1:5432 if it accepts connections; without one the PostgreSQL tests are skipped with
+that reason. Each test database is created from a template seeded once per test process, so
+a deployment costs a file copy (SQLite) or a ``CREATE DATABASE ... TEMPLATE`` (PostgreSQL)."""
 
 from __future__ import annotations
 
 import asyncio
 import json
 import os
+import shutil
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Iterator
 from contextlib import asynccontextmanager
@@ -15,22 +21,48 @@ from typing import Any
 
 import asyncpg
 import httpx
+import psycopg
 import pytest
 import uvicorn
 import websockets
+from sqlmodel import select
 
 from recoverly.app import create_app
+from recoverly.database import Database
 from recoverly.demo import DemoInfo, seed_demo, seed_demo_backups
+from recoverly.models import BackupCopy, BackupPolicy
 from recoverly.services.runtime import Runtime
 from recoverly.services.system import build_runtime
-from recoverly.settings import Settings
+from recoverly.settings import Settings, async_database_url
 from tests.s3_server import s3_bucket, s3_client, s3_credentials, s3_endpoint
+from tests.waiting import wait_for
 
 __all__ = ["s3_bucket", "s3_client", "s3_credentials", "s3_endpoint"]
 
 DEMO_TOKEN = "demo-admin-token"
 OTHER_TOKEN = "globex-admin-token"
-POSTGRES_URL = os.environ.get("RECOVERLY_TEST_POSTGRES_URL")
+LOCAL_POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
+
+
+def _find_postgres() -> tuple[str | None, str]:
+    """The PostgreSQL server the tests use, or None and why there is none."""
+    configured = os.environ.get("RECOVERLY_TEST_POSTGRES_URL")
+    if configured:
+        return configured, ""
+    try:
+        with psycopg.connect(LOCAL_POSTGRES_URL, connect_timeout=2) as connection:
+            connection.execute("SELECT 1")
+    except psycopg.Error as error:
+        reason = (
+            "PostgreSQL tests need a server: set RECOVERLY_TEST_POSTGRES_URL, or run one that "
+            f"accepts {LOCAL_POSTGRES_URL} ({type(error).__name__})"
+        )
+        return None, reason
+    return LOCAL_POSTGRES_URL, ""
+
+
+POSTGRES_URL, NO_POSTGRES = _find_postgres()
+needs_postgres = pytest.mark.skipif(POSTGRES_URL is None, reason=NO_POSTGRES)
 
 
 @dataclass
@@ -60,6 +92,7 @@ class PostgresDatabase:
 
 
 async def make_database_url(backend: str, tmp_path: Path) -> tuple[str, PostgresDatabase | None]:
+    """An empty database: a file under ``tmp_path``, or a new PostgreSQL database."""
     if backend == "sqlite":
         return f"sqlite:///{tmp_path / 'recoverly.db'}", None
     assert POSTGRES_URL is not None
@@ -68,17 +101,125 @@ async def make_database_url(backend: str, tmp_path: Path) -> tuple[str, Postgres
     return pg.url, pg
 
 
+@asynccontextmanager
+async def empty_database(backend: str, tmp_path: Path) -> AsyncIterator[Database]:
+    """A migrated database with no rows, dropped (PostgreSQL) afterwards."""
+    url, pg = await make_database_url(backend, tmp_path)
+    db = Database(async_database_url(url))
+    try:
+        await db.migrate()
+        yield db
+    finally:
+        await db.dispose()
+        if pg is not None:
+            await pg.drop()
+
+
 def backend_params() -> list[Any]:
-    reason = "PostgreSQL tests need RECOVERLY_TEST_POSTGRES_URL (CI sets it)"
-    return [
-        "sqlite",
-        pytest.param("postgres", marks=pytest.mark.skipif(POSTGRES_URL is None, reason=reason)),
-    ]
+    return ["sqlite", pytest.param("postgres", marks=needs_postgres)]
 
 
 @pytest.fixture(scope="session", params=backend_params())
 def backend(request: pytest.FixtureRequest) -> str:
     return str(request.param)
+
+
+@dataclass
+class SeededTemplate:
+    """A data directory and database with the demo (and its backups), seeded once per test
+    process, backend and scale; deployments start from copies of it."""
+
+    data_dir: Path
+    database_url: str
+    demo: DemoInfo
+    pg: PostgresDatabase | None
+
+
+class Templates:
+    """The seeded templates of this test process, made on first use, dropped at its end."""
+
+    def __init__(self) -> None:
+        self._made: dict[tuple[str, int, bool], SeededTemplate] = {}
+        self._lock: asyncio.Lock | None = None
+        self._root: Path | None = None
+
+    def configure(self, root: Path) -> None:
+        self._root = root
+
+    async def get(self, backend: str, *, scale: int = 1, backups: bool = True) -> SeededTemplate:
+        if self._lock is None:
+            self._lock = asyncio.Lock()
+        key = (backend, scale, backups)
+        async with self._lock:
+            if key not in self._made:
+                self._made[key] = await self._seed(*key)
+            return self._made[key]
+
+    async def _seed(self, backend: str, scale: int, backups: bool) -> SeededTemplate:
+        assert self._root is not None, "the session fixture configures the templates"
+        data_dir = self._root / f"template-{backend}-{scale}-{backups}"
+        data_dir.mkdir(parents=True)
+        database_url, pg = await make_database_url(backend, data_dir)
+        runtime = build_runtime(make_settings(data_dir, database_url), with_scheduler=False)
+        try:
+            await runtime.db.migrate()
+            demo = await seed_demo(
+                runtime.db, scale=scale, demo_token=DEMO_TOKEN, other_token=OTHER_TOKEN
+            )
+            if backups:
+                await seed_demo_backups(runtime, demo)
+        finally:
+            await runtime.db.dispose()  # SQLite: checkpoints the WAL into the file
+        return SeededTemplate(data_dir, database_url, demo, pg)
+
+    async def clone(
+        self, backend: str, data_dir: Path, *, scale: int = 1, backups: bool = True
+    ) -> tuple[str, PostgresDatabase | None, DemoInfo]:
+        """A copy of the template in ``data_dir``: its database URL, its PostgreSQL database
+        (to drop afterwards) and the demo's IDs."""
+        template = await self.get(backend, scale=scale, backups=backups)
+        await asyncio.to_thread(shutil.copytree, template.data_dir, data_dir, dirs_exist_ok=True)
+        pg = None
+        database_url = f"sqlite:///{data_dir / 'recoverly.db'}"
+        if template.pg is not None:
+            pg = PostgresDatabase(template.pg.server_url, f"recoverly_test_{uuid.uuid4().hex[:12]}")
+            await pg._admin(f'CREATE DATABASE "{pg.name}" TEMPLATE "{template.pg.name}"')
+            database_url = pg.url
+        await _move_local_buckets(database_url, template.data_dir, data_dir)
+        return database_url, pg, template.demo
+
+    async def drop(self) -> None:
+        for template in self._made.values():
+            if template.pg is not None:
+                await template.pg.drop()
+        self._made.clear()
+
+
+async def _move_local_buckets(database_url: str, old: Path, new: Path) -> None:
+    """Point the copied rows that name a local directory of the template at the copy's."""
+    db = Database(async_database_url(database_url))
+    try:
+        async with db.transaction() as session:
+            for model, column in ((BackupPolicy, "customer_bucket"), (BackupCopy, "bucket")):
+                for row in (await session.exec(select(model))).all():
+                    place = getattr(row, column)
+                    root = (place or {}).get("root")
+                    if isinstance(root, str) and root.startswith(str(old)):
+                        moved = str(new) + root[len(str(old)) :]
+                        setattr(row, column, {**place, "root": moved})
+                        session.add(row)
+    finally:
+        await db.dispose()
+
+
+TEMPLATES = Templates()
+
+
+@pytest.fixture(scope="session", autouse=True)
+async def _templates(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Templates]:
+    TEMPLATES.configure(tmp_path_factory.mktemp("templates"))
+    yield TEMPLATES
+    await TEMPLATES.drop()
 
 
 class GraphQLWebSocket:
@@ -163,12 +304,14 @@ class Deployment:
     ) -> dict[str, Any]:
         """Poll ``node(id)`` with ``fragment`` until ``done(node)`` holds."""
         query = f"query($id: ID!) {{ node(id: $id) {{ id {fragment} }} }}"
-        async with asyncio.timeout(within):
-            while True:
-                node = (await self.gql(query, {"id": global_id}))["node"]
-                if done(node):
-                    return node  # type: ignore[no-any-return]
-                await asyncio.sleep(0.1)
+
+        async def node() -> dict[str, Any] | None:
+            found = (await self.gql(query, {"id": global_id}))["node"]
+            return found if done(found) else None
+
+        return await wait_for(
+            node, within=within, what=f"{global_id} to reach its state", poll=0.05
+        )
 
     @asynccontextmanager
     async def websocket(self, token: str = DEMO_TOKEN) -> AsyncIterator[GraphQLWebSocket]:
@@ -204,13 +347,12 @@ def make_settings(tmp_path: Path, database_url: str, **overrides: Any) -> Settin
 
 @asynccontextmanager
 async def deploy(backend: str, tmp_path: Path, **settings: Any) -> AsyncIterator[Deployment]:
-    """A fresh database with the demo seeded, and a real server in front of it."""
-    database_url, pg = await make_database_url(backend, tmp_path)
+    """A copy of the seeded demo (its database, storage and keys), and a real server in
+    front of it."""
+    database_url, pg, demo = await TEMPLATES.clone(backend, tmp_path)
     try:
         runtime = build_runtime(make_settings(tmp_path, database_url, **settings))
         await runtime.db.migrate()
-        demo = await seed_demo(runtime.db, demo_token=DEMO_TOKEN, other_token=OTHER_TOKEN)
-        await seed_demo_backups(runtime, demo)
         async with RunningServer(create_app(runtime=runtime)) as url:
             yield Deployment(runtime=runtime, demo=demo, url=url)
     finally:
@@ -254,11 +396,14 @@ class RunningServer:
         self.task: asyncio.Task[None] | None = None
 
     async def __aenter__(self) -> str:
-        self.task = asyncio.create_task(self.server.serve())
-        while not self.server.started:
-            if self.task.done():
-                self.task.result()
-            await asyncio.sleep(0.01)
+        task = self.task = asyncio.create_task(self.server.serve())
+
+        def started() -> bool:
+            if task.done():
+                task.result()  # the server's start-up error, if any
+            return bool(self.server.started)
+
+        await wait_for(started, within=30, what="uvicorn to start", poll=0.01)
         port = self.server.servers[0].sockets[0].getsockname()[1]
         return f"http://127.0.0.1:{port}"
 
@@ -271,3 +416,17 @@ class RunningServer:
 @pytest.fixture
 def anyio_backend() -> Iterator[str]:
     yield "asyncio"
+
+
+def _module_of(item: pytest.Item) -> str:
+    return item.nodeid.split("::", 1)[0]
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> Iterator[None]:
+    """Modules with tests marked ``slow`` (server processes) first: ``make test`` hands each
+    module to one worker (``--dist loadscope``, module-scoped fixtures made once) in this
+    order, so that no worker starts a long module while the others have nothing left."""
+    yield
+    slow = {_module_of(item) for item in items if item.get_closest_marker("slow") is not None}
+    items.sort(key=lambda item: _module_of(item) not in slow)

@@ -4,8 +4,10 @@ started on loopback and killed with SIGKILL."""
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -14,11 +16,31 @@ from pathlib import Path
 
 import httpx
 
+from tests.waiting import wait_for
+
+# Server processes get ports from a block per pytest-xdist worker, below the kernel's
+# ephemeral range (where port-0 binds land): two workers never pick the same port between
+# the check here and the child's bind.
+PORT_BLOCK = 400
+_WORKER = int(os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw") or 0)
+_next_port = itertools.cycle(
+    range(20000 + PORT_BLOCK * _WORKER, 20000 + PORT_BLOCK * (_WORKER + 1))
+)
+for _ in range(random.randrange(PORT_BLOCK)):  # other test runs on the machine start elsewhere
+    next(_next_port)
+
 
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    """A loopback port nothing listens on, from this test process's block."""
+    for _ in range(PORT_BLOCK):
+        port = next(_next_port)
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError("no free port left in this test process's block")
 
 
 class ServerProcess:
@@ -80,16 +102,16 @@ class ServerProcess:
         await self._wait_ready()
 
     async def _wait_ready(self) -> None:
-        assert self.process is not None
-        async with httpx.AsyncClient(base_url=self.url) as client, asyncio.timeout(60):
-            while True:
+        async with httpx.AsyncClient(base_url=self.url) as client:
+
+            async def healthy() -> bool:
                 self._check_alive()
                 try:
-                    if (await client.get("/healthz")).status_code == 200:
-                        return
+                    return (await client.get("/healthz")).status_code == 200
                 except httpx.TransportError:
-                    pass
-                await asyncio.sleep(0.1)
+                    return False
+
+            await wait_for(healthy, within=60, what=f"{self.command} to answer /healthz", poll=0.05)
 
     def _check_alive(self) -> None:
         assert self.process is not None
@@ -144,7 +166,8 @@ class WorkerProcess(ServerProcess):
             return []
 
     async def _wait_ready(self) -> None:
-        async with asyncio.timeout(60):
-            while len(self.worker_ids) < 2:
-                self._check_alive()
-                await asyncio.sleep(0.1)
+        def registered() -> bool:
+            self._check_alive()
+            return len(self.worker_ids) >= 2
+
+        await wait_for(registered, within=60, what="the worker to register", poll=0.05)

@@ -3,30 +3,26 @@
 
 from __future__ import annotations
 
+import asyncio
 import http.client
-import socket
 import subprocess
 import sys
-import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
 import boto3
 import pytest
 
+from tests.processes import free_port
+from tests.waiting import wait_for
+
 
 @pytest.fixture(scope="session")
 def s3_credentials() -> dict[str, str]:
     """Fake keys the moto server accepts; passed explicitly, never read from the environment."""
     return {"access_key_id": "testing-key", "secret_access_key": "testing-secret"}
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _answers_http(port: int) -> bool:
@@ -41,25 +37,25 @@ def _answers_http(port: int) -> bool:
 
 
 @pytest.fixture(scope="session")
-def s3_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+async def s3_endpoint(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[str]:
     """URL of a moto server subprocess; AWS config files and profiles of the developer are
     hidden so only the explicit fake credentials are used."""
     home = tmp_path_factory.mktemp("aws")
     log_path = home / "moto.log"
-    port = _free_port()
+    port = free_port()
     with pytest.MonkeyPatch.context() as env, log_path.open("wb") as log:
         for name in ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_ENDPOINT_URL"):
             env.delenv(name, raising=False)
         env.setenv("AWS_CONFIG_FILE", str(home / "config"))
         env.setenv("AWS_SHARED_CREDENTIALS_FILE", str(home / "credentials"))
         env.setenv("NO_PROXY", "127.0.0.1,localhost")
-        server = subprocess.Popen(
+        server = subprocess.Popen(  # noqa: ASYNC220  (started once; it runs for the session)
             [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
             stdout=log,
             stderr=subprocess.STDOUT,
         )
         try:
-            _wait_until_ready(server, port, log_path)
+            await _wait_until_ready(server, port, log_path)
             yield f"http://127.0.0.1:{port}"
         finally:
             server.terminate()
@@ -70,15 +66,17 @@ def s3_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
                 server.wait()
 
 
-def _wait_until_ready(server: subprocess.Popen[bytes], port: int, log_path: Path) -> None:
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
+def _read(path: Path) -> str:
+    return path.read_text()
+
+
+async def _wait_until_ready(server: subprocess.Popen[bytes], port: int, log_path: Path) -> None:
+    async def answers() -> bool:
         if server.poll() is not None:
-            pytest.fail(f"moto server exited early:\n{log_path.read_text()}")
-        if _answers_http(port):
-            return
-        time.sleep(0.1)
-    pytest.fail(f"moto server did not answer on port {port}:\n{log_path.read_text()}")
+            pytest.fail(f"moto server exited early:\n{_read(log_path)}")
+        return await asyncio.to_thread(_answers_http, port)
+
+    await wait_for(answers, within=30, what=f"the moto server to answer on port {port}", poll=0.05)
 
 
 @pytest.fixture

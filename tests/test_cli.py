@@ -18,6 +18,7 @@ import pytest
 from tests.conftest import DEMO_TOKEN
 from tests.processes import ServerProcess, free_port
 from tests.products.test_inspect import make_archive
+from tests.waiting import wait_for
 
 
 def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -110,7 +111,7 @@ def test_a_taken_port_is_found_before_seeding(tmp_path: Path) -> None:
 
 class DemoServer(ServerProcess):
     def arguments(self) -> list[str]:
-        return ["--demo", "--demo-scale", "3", *super().arguments()]
+        return ["--demo", "--demo-scale", "1", *super().arguments()]
 
     async def start_seeding(self) -> None:
         """Start without waiting for the server: the seed runs first."""
@@ -147,19 +148,44 @@ def backups(database: Path) -> list[tuple[str, str]]:
             return []
 
 
+def locked_backups(database: Path) -> tuple[sqlite3.Connection, list[str]] | None:
+    """The status of every backup, read holding the write lock (BEGIN IMMEDIATE): the seed
+    cannot move a backup on until the returned connection closes. None before the tables
+    exist."""
+    if not database.exists():
+        return None
+    conn = sqlite3.connect(database, timeout=30, isolation_level=None, check_same_thread=False)
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+        statuses = [row[0] for row in conn.execute("SELECT status FROM backup ORDER BY id")]
+    except sqlite3.OperationalError:  # not migrated yet
+        conn.close()
+        return None
+    return conn, statuses
+
+
 @pytest.mark.slow
 async def test_an_interrupted_demo_seed_is_completed_by_the_next_start(tmp_path: Path) -> None:
     database = tmp_path / "recoverly.db"
     url, env = f"sqlite:///{database}", {"RECOVERLY_DEMO_TOKEN": DEMO_TOKEN}
     first = DemoServer(data_dir=tmp_path, database_url=url, env=env)
     await first.start_seeding()
-    async with asyncio.timeout(120):
-        while not any(
-            status == "IN_PROGRESS" for status, _ in await asyncio.to_thread(backups, database)
-        ):
-            first._check_alive()
-            await asyncio.sleep(0.02)
-    await first.kill()
+
+    async def killed_mid_backup() -> bool:
+        first._check_alive()
+        found = await asyncio.to_thread(locked_backups, database)
+        if found is None:
+            return False
+        conn, statuses = found
+        try:
+            if "IN_PROGRESS" not in statuses:
+                return False
+            await first.kill()  # while the backup cannot finish
+            return True
+        finally:
+            conn.close()
+
+    await wait_for(killed_mid_backup, within=120, what="the seed to be making a backup")
     interrupted = await asyncio.to_thread(backups, database)
     assert "IN_PROGRESS" in {status for status, _ in interrupted}
     assert len(interrupted) < 4

@@ -1,10 +1,13 @@
 """Crash safety with real processes: a server killed with SIGKILL mid-job finishes the job
-after a restart, exactly once."""
+after a restart, exactly once.
+
+The kill happens while the test holds what the job needs to move its row on (SQLite's write
+lock, the row's lock on PostgreSQL), so the job is caught mid-way however fast it runs."""
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -14,7 +17,7 @@ import pytest
 from sqlmodel import col, select
 
 from recoverly.database import Database
-from recoverly.demo import DemoInfo, seed_demo
+from recoverly.demo import DemoInfo
 from recoverly.models import (
     FINAL_RESTORE_STATUSES,
     Backup,
@@ -31,11 +34,14 @@ from recoverly.services.backups import new_backup, perform_backup
 from recoverly.services.system import build_runtime
 from recoverly.settings import async_database_url
 from recoverly.storage import LocalBlobStore
-from tests.conftest import DEMO_TOKEN, OTHER_TOKEN, make_database_url, make_settings
+from tests.conftest import DEMO_TOKEN, TEMPLATES, make_settings
 from tests.processes import ServerProcess
+from tests.waiting import wait_for
 
 pytestmark = pytest.mark.slow
-CRASH_SCALE = 8
+CRASH_SCALE = 3
+# Small restore chunks: many checkpoints, so a kill between two of them is a resume.
+SERVER_ENV = {"RECOVERLY_RESTORE_CHUNK_SIZE": "500"}
 
 
 @dataclass
@@ -46,7 +52,7 @@ class CrashSite:
     demo: DemoInfo
 
     def server(self) -> ServerProcess:
-        return ServerProcess(data_dir=self.data_dir, database_url=self.database_url)
+        return ServerProcess(data_dir=self.data_dir, database_url=self.database_url, env=SERVER_ENV)
 
     async def gql(self, server: ServerProcess, query: str, variables: dict[str, Any]) -> Any:
         headers = {"Authorization": f"Bearer {DEMO_TOKEN}"}
@@ -58,14 +64,12 @@ class CrashSite:
 
 @pytest.fixture
 async def crash_site(backend: str, tmp_path: Path) -> AsyncIterator[CrashSite]:
-    """A database seeded at a scale where jobs take long enough to be killed mid-way."""
-    database_url, pg = await make_database_url(backend, tmp_path)
+    """A copy of the demo seeded at a scale where a job writes many checkpoints."""
+    database_url, pg, demo = await TEMPLATES.clone(
+        backend, tmp_path, scale=CRASH_SCALE, backups=False
+    )
     db = Database(async_database_url(database_url))
     try:
-        await db.migrate()
-        demo = await seed_demo(
-            db, scale=CRASH_SCALE, demo_token=DEMO_TOKEN, other_token=OTHER_TOKEN
-        )
         yield CrashSite(data_dir=tmp_path, database_url=database_url, db=db, demo=demo)
     finally:
         await db.dispose()
@@ -79,12 +83,29 @@ async def _backup_status(db: Database, instance_id: int) -> list[Backup]:
         return list((await session.exec(statement)).all())
 
 
-async def _wait_for(condition: Any, *, within: float = 120) -> Any:
-    async with asyncio.timeout(within):
-        while True:
-            if result := await condition():
-                return result
-            await asyncio.sleep(0.05)
+@asynccontextmanager
+async def _frozen(db: Database, model: Any, row_id: int) -> AsyncIterator[Any]:
+    """The row, read holding what its job needs to write it: SQLite's write lock (a
+    transaction begins IMMEDIATE) or the row's lock on PostgreSQL (FOR UPDATE). Until the
+    block ends, the job cannot record progress nor finish."""
+    async with db.transaction() as session:
+        statement = select(model).where(col(model.id) == row_id).with_for_update()
+        yield (await session.exec(statement)).one()
+
+
+async def _kill_when(
+    site: CrashSite, server: ServerProcess, model: Any, row_id: int, mid_way: Callable[..., bool]
+) -> None:
+    """SIGKILL ``server`` as soon as the row, read frozen, is ``mid_way``."""
+
+    async def killed() -> bool:
+        async with _frozen(site.db, model, row_id) as row:
+            if not mid_way(row):
+                return False
+            await server.kill()
+            return True
+
+    await wait_for(killed, within=120, what=f"{model.__name__} {row_id} to be mid-way")
 
 
 async def test_backup_killed_mid_way_completes_once_after_restart(crash_site: CrashSite) -> None:
@@ -94,18 +115,29 @@ async def test_backup_killed_mid_way_completes_once_after_restart(crash_site: Cr
     try:
         data = await crash_site.gql(
             server,
-            "mutation($i: RunBackupInput!) { runBackup(input: $i) { errors { code } } }",
+            "mutation($i: RunBackupInput!) { runBackup(input: $i) "
+            "{ backup { id } errors { code } } }",
             {"i": {"instanceId": to_global_id("ProductInstance", instance_id)}},
         )
         assert data["runBackup"]["errors"] == []
+        backup_id = decode_id(data["runBackup"]["backup"]["id"], "Backup")
+        assert backup_id is not None
+        work = crash_site.data_dir / "work"
 
         async def in_progress() -> bool:
             rows = await _backup_status(crash_site.db, instance_id)
             return any(b.status == BackupStatus.IN_PROGRESS for b in rows)
 
-        await _wait_for(in_progress)
-        await asyncio.sleep(0.5)
-        await server.kill()
+        await wait_for(in_progress, within=120, what="the backup to start")
+        async with _frozen(crash_site.db, Backup, backup_id) as row:
+            assert row.status == BackupStatus.IN_PROGRESS
+            # Its next progress write waits for the lock: the archive stays half-written.
+            await wait_for(
+                lambda: list(work.glob(f"backup-{backup_id}.zip*")),
+                within=120,
+                what="the export to write its archive",
+            )
+            await server.kill()
     finally:
         await server.stop()
     killed = await _backup_status(crash_site.db, instance_id)
@@ -122,7 +154,7 @@ async def test_backup_killed_mid_way_completes_once_after_restart(crash_site: Cr
             )
             return rows if done else None
 
-        rows = await _wait_for(finished, within=300)
+        rows = await wait_for(finished, within=300, what="the backup to finish")
     finally:
         await restarted.stop()
     assert [b.status for b in rows] == [BackupStatus.COMPLETED]
@@ -196,12 +228,10 @@ async def test_restore_killed_mid_way_resumes_to_an_identical_destination(
         restore_id = decode_id(data["startRestore"]["restore"]["id"], "Restore")
         assert restore_id is not None
 
-        async def writing() -> bool:
-            row = await _restore(crash_site.db, restore_id)
-            return row.status == RestoreStatus.IN_PROGRESS and row.items_done > 5000
+        def writing(row: Restore) -> bool:
+            return row.status == RestoreStatus.IN_PROGRESS and 0 < row.items_done < row.items_total
 
-        await _wait_for(writing)
-        await server.kill()
+        await _kill_when(crash_site, server, Restore, restore_id, writing)
     finally:
         await server.stop()
     killed = await _restore(crash_site.db, restore_id)
@@ -216,7 +246,7 @@ async def test_restore_killed_mid_way_resumes_to_an_identical_destination(
             row = await _restore(crash_site.db, restore_id)
             return row if row.status in FINAL_RESTORE_STATUSES else None
 
-        final = await _wait_for(finished, within=300)
+        final = await wait_for(finished, within=300, what="the restore to finish")
     finally:
         await restarted.stop()
     assert final.status == RestoreStatus.COMPLETED, final.failure_reason

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import uuid
 from collections.abc import AsyncIterator
@@ -23,6 +22,7 @@ from recoverly.services.system import build_runtime
 from recoverly.settings import Settings
 from tests.conftest import GraphQLWebSocket
 from tests.processes import ServerProcess
+from tests.waiting import wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -87,13 +87,13 @@ async def _customer_backup(client: Client, demo: Any, bucket: dict[str, str]) ->
     )
     assert policy["createBackupPolicy"]["errors"] == []
     policy_id = policy["createBackupPolicy"]["policy"]["id"]
-    async with asyncio.timeout(120):
-        while True:
-            nodes = (await client.gql(BACKUPS, {"org": org}))["backups"]["nodes"]
-            mine = [n for n in nodes if (n["policy"] or {}).get("id") == policy_id]
-            if mine and mine[0]["status"] in FINAL_BACKUP:
-                return mine[0]  # type: ignore[no-any-return]
-            await asyncio.sleep(0.2)
+
+    async def finished() -> dict[str, Any] | None:
+        nodes = (await client.gql(BACKUPS, {"org": org}))["backups"]["nodes"]
+        mine = [n for n in nodes if (n["policy"] or {}).get("id") == policy_id]
+        return mine[0] if mine and mine[0]["status"] in FINAL_BACKUP else None
+
+    return await wait_for(finished, within=120, what="the policy's backup to finish", poll=0.2)
 
 
 async def _restore(client: Client, demo: Any, org: str) -> str:

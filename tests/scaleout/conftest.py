@@ -1,5 +1,5 @@
-"""Scale-out fixtures: a fresh PostgreSQL database per test (skipped without
-``RECOVERLY_TEST_POSTGRES_URL``), and queue-mode settings with short heartbeats."""
+"""Scale-out fixtures: a fresh PostgreSQL database per test (skipped when no server answers,
+see tests/conftest.py), and queue-mode settings with short heartbeats."""
 
 from __future__ import annotations
 
@@ -8,10 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import POSTGRES_URL, make_database_url
+from tests.conftest import make_database_url, needs_postgres
 
-SKIP_REASON = "scale-out tests need PostgreSQL: set RECOVERLY_TEST_POSTGRES_URL (CI sets it)"
-needs_postgres = pytest.mark.skipif(POSTGRES_URL is None, reason=SKIP_REASON)
+__all__ = ["needs_postgres"]
 
 # Fast failure detection for tests: heartbeats every 0.25 s, a worker silent for 2 s is dead.
 FAST_QUEUE_ENV = {

@@ -10,6 +10,7 @@ import asyncpg
 
 from recoverly.events.postgres import MAX_PAYLOAD, PostgresEventBus, channel_of
 from tests.scaleout.conftest import needs_postgres
+from tests.waiting import wait_for
 
 pytestmark = needs_postgres
 
@@ -85,12 +86,16 @@ async def test_a_dropped_listening_connection_comes_back(postgres_url: str) -> N
             await admin.execute("SELECT pg_terminate_backend($1)", pid)
         finally:
             await admin.close()
-        async with asyncio.timeout(10):
-            while True:
-                listener = api._listener
-                if not listener.is_closed() and listener.get_server_pid() != pid:
-                    break
-                await asyncio.sleep(0.05)
+
+        def listening_again() -> bool:
+            listener = api._listener
+            return (
+                listener is not None
+                and not listener.is_closed()
+                and listener.get_server_pid() != pid
+            )
+
+        await wait_for(listening_again, within=10, what="the listening connection to reopen")
         await worker.publish("restore:9", {"n": 1})
         assert (await asyncio.wait_for(subscription.get(), 5))["n"] == 1
 

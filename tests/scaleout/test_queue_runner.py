@@ -4,11 +4,8 @@ backoff, giving up, and the engine's recovery of the jobs of a dead worker."""
 from __future__ import annotations
 
 import asyncio
-import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
-from typing import Any
 
 import pytest
 from sqlalchemy import text
@@ -17,6 +14,7 @@ from recoverly.database import Database
 from recoverly.jobs import JobArgs, JobDefinition, JobInfo
 from recoverly.jobs.queue import QUEUE, QueueJobRunner, QueueOptions
 from recoverly.settings import async_database_url
+from tests.jobs.recorder import Recorder
 from tests.scaleout.conftest import needs_postgres
 
 pytestmark = needs_postgres
@@ -30,26 +28,6 @@ FAST = QueueOptions(
     backoff_seconds=0.2,
     shutdown_seconds=2.0,
 )
-
-
-@dataclass
-class Recorder:
-    """A job handler that records its runs and fails its first ``failures`` attempts."""
-
-    failures: int = 0
-    runs: list[tuple[JobArgs, JobInfo, float]] = field(default_factory=list)
-    gave_up: list[tuple[JobArgs, str]] = field(default_factory=list)
-
-    async def run(self, args: JobArgs, info: JobInfo) -> None:
-        self.runs.append((args, info, time.monotonic()))
-        if info.attempt <= self.failures:
-            raise RuntimeError(f"boom {info.attempt}")
-
-    async def give_up(self, args: JobArgs, reason: str) -> None:
-        self.gave_up.append((args, reason))
-
-    def definition(self, max_attempts: int) -> JobDefinition:
-        return JobDefinition("test.record", self.run, self.give_up, max_attempts)
 
 
 @asynccontextmanager
@@ -67,12 +45,12 @@ async def running(
         await db.dispose()
 
 
-async def until(condition: Callable[[], Any], *, within: float = 20) -> None:
-    async with asyncio.timeout(within):
-        while True:
-            if condition():
-                return
-            await asyncio.sleep(0.05)
+async def registered_workers(runner: QueueJobRunner) -> int:
+    async with runner.db.session() as session:
+        rows = await (await session.connection()).execute(
+            text("SELECT count(*) FROM procrastinate_workers")
+        )
+        return int(rows.scalar_one())
 
 
 async def job_statuses(runner: QueueJobRunner) -> list[str]:
@@ -93,7 +71,7 @@ async def test_a_job_enqueued_in_a_rolled_back_transaction_never_runs(postgres_u
                 raise LookupError("the caller's work failed")
         async with runner.db.transaction() as session:
             await runner.enqueue("test.record", {"n": 2}, session=session)
-        await until(lambda: recorder.runs)
+        await recorder.until(lambda: recorder.runs)
         await asyncio.wait_for(runner.wait_idle(), 10)
     assert [args for args, _, _ in recorder.runs] == [{"n": 2}]
 
@@ -102,11 +80,13 @@ async def test_api_processes_enqueue_without_running_jobs(postgres_url: str) -> 
     recorder = Recorder()
     async with running(postgres_url, recorder, work=False) as api:
         await api.enqueue("test.record", {"n": 1})
-        await asyncio.sleep(0.5)
+        # No worker loop in this process, none registered anywhere: nothing can take it.
+        assert (api.workers, api.running) == ([], False)
+        assert await registered_workers(api) == 0
         assert recorder.runs == []
         assert await job_statuses(api) == ["todo"]
     async with running(postgres_url, recorder) as worker:
-        await until(lambda: recorder.runs)
+        await recorder.until(lambda: recorder.runs)
         await asyncio.wait_for(worker.wait_idle(), 10)
     assert recorder.runs[0][1].attempt == 1
 
@@ -115,7 +95,7 @@ async def test_failures_are_retried_with_backoff_until_one_succeeds(postgres_url
     recorder = Recorder(failures=2)
     async with running(postgres_url, recorder, max_attempts=3) as runner:
         job_id = await runner.enqueue("test.record", {"n": 1})
-        await until(lambda: len(recorder.runs) == 3)
+        await recorder.until(lambda: len(recorder.runs) == 3)
         await asyncio.wait_for(runner.wait_idle(), 10)
     infos = [info for _, info, _ in recorder.runs]
     assert [(i.job_id, i.attempt, i.max_attempts) for i in infos] == [
@@ -133,7 +113,7 @@ async def test_the_last_failure_gives_up_once_with_its_reason(postgres_url: str)
     recorder = Recorder(failures=99)
     async with running(postgres_url, recorder, max_attempts=2) as runner:
         await runner.enqueue("test.record", {"n": 7})
-        await until(lambda: recorder.gave_up)
+        await recorder.until(lambda: recorder.gave_up)
         await asyncio.wait_for(runner.wait_idle(), 10)
         assert await job_statuses(runner) == ["failed"]
     assert len(recorder.runs) == 2
@@ -164,7 +144,7 @@ async def test_the_jobs_of_a_dead_worker_are_queued_again_by_the_engine(
             assert taken.scalar_one() == job_id
         assert await job_statuses(api) == ["doing"]
     async with running(postgres_url, recorder) as worker:
-        await until(lambda: recorder.runs)
+        await recorder.until(lambda: recorder.runs)
         await asyncio.wait_for(worker.wait_idle(), 10)
     assert [(info.job_id, info.attempt) for _, info, _ in recorder.runs] == [(job_id, 2)]
 

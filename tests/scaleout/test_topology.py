@@ -29,6 +29,7 @@ from tests.conftest import DEMO_TOKEN, OTHER_TOKEN, make_database_url, make_sett
 from tests.processes import ServerProcess
 from tests.scaleout.conftest import FAST_QUEUE_ENV, needs_postgres
 from tests.scaleout.topology import Topology
+from tests.waiting import wait_for
 
 pytestmark = [needs_postgres, pytest.mark.slow]
 SCALE = 4
@@ -71,12 +72,11 @@ class ScaleOut:
         return row
 
     async def wait_restore(self, restore_id: int, done: Any, *, within: float = 90) -> Restore:
-        async with asyncio.timeout(within):
-            while True:
-                row = await self.restore(restore_id)
-                if done(row):
-                    return row
-                await asyncio.sleep(0.02)
+        async def reached() -> Restore | None:
+            row = await self.restore(restore_id)
+            return row if done(row) else None
+
+        return await wait_for(reached, within=within, what=f"restore {restore_id} {done.__name__}")
 
     async def digest(self, instance: str) -> dict[str, Any]:
         return await content_digest(self.db, self.instances[instance])

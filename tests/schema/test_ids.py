@@ -134,6 +134,7 @@ async def test_bad_subscription_ids_answer_like_unknown_ids(deployment: Deployme
             return message
 
     expected = await first_message(UNKNOWN)
-    assert expected["type"] in ("error", "next")
+    assert expected["type"] == "next"
+    assert [e["extensions"]["code"] for e in expected["payload"]["errors"]] == ["NOT_FOUND"]
     for bad in BAD_IDS[:8]:
         assert await first_message(bad) == expected

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import re
 from datetime import timedelta
 from pathlib import Path
@@ -29,6 +28,7 @@ from recoverly.services.policies import run_due_policies
 from recoverly.services.retention import sweep_expired_copies
 from recoverly.storage import LocalBlobStore
 from tests.conftest import OTHER_TOKEN, Deployment
+from tests.waiting import wait_for
 
 RUN = """mutation($input: RunBackupInput!) {
   runBackup(input: $input) { backup { id status } errors { code message field } }
@@ -90,23 +90,30 @@ async def test_backup_of_demo_jira_holds_exactly_the_source_counts(
 
 async def test_second_backup_on_a_busy_site_is_refused(deployment: Deployment) -> None:
     instance_id = to_global_id("ProductInstance", deployment.demo.instances["acme_confluence"])
-    data = await deployment.gql(
-        """mutation($i: RunBackupInput!) {
-          a: runBackup(input: $i) { backup { id } errors { code } }
-          b: runBackup(input: $i) { backup { id } errors { code message } }
-        }""",
-        {"i": {"instanceId": instance_id}},
-    )
+    # Workers paused: the first backup stays queued, holding the site, however fast it runs.
+    runner = deployment.runtime.runner
+    assert runner is not None
+    await runner.stop()
+    try:
+        data = await deployment.gql(
+            """mutation($i: RunBackupInput!) {
+              a: runBackup(input: $i) { backup { id } errors { code } }
+              b: runBackup(input: $i) { backup { id } errors { code message } }
+            }""",
+            {"i": {"instanceId": instance_id}},
+        )
+        busy = await deployment.gql(
+            "query($id: ID!) { node(id: $id) { ... on ProductInstance { operationInProgress } } }",
+            {"id": instance_id},
+        )
+    finally:
+        await runner.start()
     assert data["a"]["errors"] == []
     assert data["b"]["backup"] is None
     assert data["b"]["errors"][0]["code"] == "DESTINATION_BUSY"
-    busy = await deployment.gql(
-        "query($id: ID!) { node(id: $id) { ... on ProductInstance { operationInProgress } } }",
-        {"id": instance_id},
-    )
     backup = await deployment.wait_backup(data["a"]["backup"]["id"])
     assert backup["status"] == "COMPLETED"
-    assert busy["node"]["operationInProgress"] in (True, False)
+    assert busy["node"]["operationInProgress"] is True
     idle = await deployment.gql(
         "query($id: ID!) { node(id: $id) { ... on ProductInstance { operationInProgress } } }",
         {"id": instance_id},
@@ -171,14 +178,14 @@ async def test_policy_with_customer_storage_runs_and_survives_internal_expiry(
 
 async def _policy_backups(deployment: Deployment, policy_id: str) -> list[str]:
     policy_row_id = decode_id(policy_id, "BackupPolicy")
-    for _ in range(1200):
+
+    async def started() -> list[str]:
         async with deployment.runtime.db.session() as session:
             statement = select(Backup.id).where(col(Backup.policy_id) == policy_row_id)
             rows = (await session.exec(statement)).all()
-        if rows:
-            return [to_global_id("Backup", r) for r in rows if r is not None]
-        await asyncio.sleep(0.05)
-    raise AssertionError("the scheduler did not start the policy's run")
+        return [to_global_id("Backup", r) for r in rows if r is not None]
+
+    return await wait_for(started, within=60, what="the scheduler to start the policy's run")
 
 
 async def test_backup_without_customer_copy_becomes_unavailable_after_retention(
