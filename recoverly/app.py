@@ -24,7 +24,13 @@ from strawberry.asgi import ASGIWebSocketAdapter, GraphQL
 from strawberry.exceptions import ConnectionRejectionError
 from strawberry.extensions import SchemaExtension
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
+from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
+    BaseGraphQLTransportWSHandler,
+    Operation,
+)
 from strawberry.types.unset import UNSET
+from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
+from websockets.protocol import State
 
 from recoverly import request_limits
 from recoverly.monitoring import metrics_server, probe_routes
@@ -33,7 +39,7 @@ from recoverly.observability.graphql import TracingExtension, observer
 from recoverly.observability.requests import RequestLogMiddleware
 from recoverly.request_limits import RequestRejected
 from recoverly.resolvers.context import Context
-from recoverly.schema.broadcast import BroadcastData
+from recoverly.schema.broadcast import CURRENT_TARGET, BroadcastData
 from recoverly.schema.schema import build_schema
 from recoverly.services.runtime import Runtime
 from recoverly.services.system import build_runtime, start_runtime, stop_runtime
@@ -45,6 +51,58 @@ UNAUTHORIZED = 4401
 INVALID_MESSAGE = 4400
 MESSAGE_TOO_BIG = 1009
 CONTEXT_KEY = "recoverly.context"
+CONNECTION_KEY = "recoverly.ws_connection"
+
+
+class _WireTarget:
+    """One websocket operation's frames written straight to its uvicorn connection (the
+    websockets-sansio implementation): what uvicorn's own send does for a text message,
+    with the frame built once for every subscriber of a broadcast event. Says False while
+    the connection is not open for writing, or its buffer waits to drain."""
+
+    __slots__ = ("connection", "operation_id")
+
+    def __init__(self, connection: Any, operation_id: str) -> None:
+        self.connection, self.operation_id = connection, operation_id
+
+    def write(self, frame: bytes) -> bool:
+        c = self.connection
+        if (
+            c.close_sent
+            or c.disconnected
+            or c.initial_response is not None
+            or not c.writable.is_set()
+            or c.conn.state is not State.OPEN
+            or c.transport.is_closing()
+        ):
+            return False
+        c.transport.write(frame)
+        return True
+
+
+class _KeepConnection:
+    """Outermost: remembers a websocket's uvicorn connection for ``_WireTarget`` (when it is
+    one that sends frames as they are, without permessage-deflate)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "websocket":
+            connection = getattr(send, "__self__", None)
+            if isinstance(connection, WebSocketsSansIOProtocol) and not connection.conn.extensions:
+                scope[CONNECTION_KEY] = connection
+        await self.app(scope, receive, send)
+
+
+class _TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
+    async def run_operation(self, operation: Operation[Context, None]) -> None:
+        # The operation's task: its subscription stream may send broadcast frames directly.
+        adapter = self.websocket
+        connection = adapter.ws.scope.get(CONNECTION_KEY)  # type: ignore[attr-defined]
+        if connection is not None:
+            CURRENT_TARGET.set(_WireTarget(connection, operation.id))
+        await super().run_operation(operation)
 
 
 class _WebSocketAdapter(ASGIWebSocketAdapter):
@@ -95,6 +153,7 @@ def error_response(message: str, code: str, status_code: int, **headers: str) ->
 
 class GraphQLView(GraphQL[Context, None]):
     websocket_adapter_class = _WebSocketAdapter
+    graphql_transport_ws_handler_class = _TransportWSHandler
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -244,6 +303,7 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
             Mount("/graphiql-assets", StaticFiles(directory=GRAPHIQL_DIR), name="graphiql"),
         ],
         middleware=[
+            Middleware(_KeepConnection),
             Middleware(RequestLogMiddleware, metrics=runtime.metrics),
             *([Middleware(_CORS, origins=origins)] if origins else []),
         ],

@@ -8,27 +8,48 @@ in-memory one without changing either side.
 from __future__ import annotations
 
 import asyncio
+import logging
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
 Event = dict[str, Any]
+log = logging.getLogger(__name__)
 
 
 class SubscriberQueue:
-    """A bounded queue of events for one subscriber; the oldest is dropped when full."""
+    """A bounded queue of events for one subscriber; the oldest is dropped when full.
+
+    A subscriber waiting in ``get`` with nothing queued may pass ``direct``: each event is
+    then offered to it first, as it is delivered, and queued only if it returns False (after
+    which the waiting ``get`` returns it, and nothing more is offered until the next ``get``,
+    so events never overtake one another)."""
 
     def __init__(self, maxsize: int = 1000) -> None:
         self.queue: asyncio.Queue[Event] = asyncio.Queue(maxsize=maxsize)
+        self.direct: Callable[[Event], bool] | None = None
 
     def deliver(self, event: Event) -> None:
+        direct = self.direct
+        if direct is not None:
+            try:
+                if direct(event):
+                    return
+            except Exception:
+                log.exception("delivering an event directly failed; it is queued")
+            self.direct = None
         if self.queue.full():
             self.queue.get_nowait()
         self.queue.put_nowait(event)
 
-    async def get(self) -> Event:
-        return await self.queue.get()
+    async def get(self, direct: Callable[[Event], bool] | None = None) -> Event:
+        if direct is not None and self.queue.empty():
+            self.direct = direct
+        try:
+            return await self.queue.get()
+        finally:
+            self.direct = None
 
 
 class EventBus(ABC):

@@ -19,11 +19,13 @@ import asyncio
 import json
 from collections import OrderedDict
 from collections.abc import Callable
+from contextvars import ContextVar
 from functools import partial
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from graphql import ExecutionResult
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
+from websockets.frames import Frame, Opcode
 
 PayloadT = TypeVar("PayloadT")
 Results = dict[tuple[int, str], Any]
@@ -36,6 +38,7 @@ class BroadcastData(dict[str, Any]):
         super().__init__(data)
         self._payload: str | None = None
         self._frames: dict[str, str] = {}
+        self._wire: dict[str, bytes] = {}
 
     def frame(self, operation_id: str) -> str:
         """The graphql-transport-ws ``next`` message of this data, as text."""
@@ -48,6 +51,14 @@ class BroadcastData(dict[str, Any]):
                 + self._payload + "}}"
             )  # fmt: skip
             self._frames[operation_id] = found
+        return found
+
+    def wire_frame(self, operation_id: str) -> bytes:
+        """That message as a whole websocket text frame (server frames are not masked)."""
+        found = self._wire.get(operation_id)
+        if found is None:
+            text = self.frame(operation_id).encode()
+            found = self._wire[operation_id] = Frame(Opcode.TEXT, text).serialize(mask=False)
         return found
 
 
@@ -90,10 +101,20 @@ class BroadcastExecutor(StrawberryGraphQLCoreExecutionContext):
     """Executes each broadcast event once per (operation, variables); others as usual."""
 
     def build_per_event_executor(self, payload: Any) -> Any:
+        shared = self._shared_event(payload)
+        if shared is None:
+            return super().build_per_event_executor(payload)
+        CURRENT_EXECUTOR.set(self)  # for the stream's ``send_now`` (same task)
+        return shared
+
+    def _shared_event(self, payload: Any) -> _SharedEvent | None:
         results = BROADCASTS.results_for(payload)
         if results is None:
-            return super().build_per_event_executor(payload)
-        key = (id(self.operation), json.dumps(self.variable_values, sort_keys=True, default=str))
+            return None
+        key: tuple[int, str] | None = getattr(self, "_broadcast_key", None)
+        if key is None:  # made once per subscription, used for each of its events
+            variables = json.dumps(self.variable_values, sort_keys=True, default=str)
+            key = self._broadcast_key = (id(self.operation), variables)
         build = partial(
             StrawberryGraphQLCoreExecutionContext.build_per_event_executor, self, payload
         )
@@ -130,3 +151,50 @@ def _shared(result: ExecutionResult) -> ExecutionResult:
 
 async def _shared_later(result: Any) -> ExecutionResult:
     return _shared(await result)
+
+
+# The executor of the subscription whose task this is, once it executed a broadcast event,
+# and the websocket operation the task serves (set by the graphql-transport-ws handler).
+CURRENT_EXECUTOR: ContextVar[BroadcastExecutor | None] = ContextVar("broadcast_executor")
+CURRENT_TARGET: ContextVar[FrameTarget | None] = ContextVar("broadcast_target")
+
+
+class FrameTarget(Protocol):
+    operation_id: str
+
+    def write(self, frame: bytes) -> bool:
+        """Send a whole websocket frame now; False if it cannot be sent that way now."""
+
+
+def send_now(convert: Callable[[Any], Any]) -> Callable[[], Callable[[Any], bool] | None]:
+    """For a subscription stream: in its task, after its first event was sent, a function
+    that executes an event (once for all subscribers, as above) and writes this subscriber's
+    frame to its connection at once; None when this connection cannot be written that way.
+    It says False, and the event takes the usual way, for anything but a plain result."""
+
+    def factory() -> Callable[[Any], bool] | None:
+        executor, target = CURRENT_EXECUTOR.get(None), CURRENT_TARGET.get(None)
+        if executor is None or target is None:
+            return None
+
+        def send(event: Any) -> bool:
+            shared = executor._shared_event(BROADCASTS.payload(event, convert))
+            if shared is None:
+                return False
+            result = shared.execute_operation(False)
+            if isinstance(result, asyncio.Future):
+                if not result.done() or result.cancelled() or result.exception():
+                    return False
+                result = result.result()
+            if (
+                not isinstance(result, ExecutionResult)
+                or result.errors
+                or result.extensions
+                or not isinstance(result.data, BroadcastData)
+            ):
+                return False
+            return target.write(result.data.wire_frame(target.operation_id))
+
+        return send
+
+    return factory

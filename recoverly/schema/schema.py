@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import strawberry
-from graphql import ASTValidationRule, GraphQLError
+from graphql import ASTValidationRule, GraphQLEnumType, GraphQLError, GraphQLObjectType
 from graphql.validation import NoSchemaIntrospectionCustomRule
 from strawberry.extensions import (
     AddValidationRules,
@@ -126,4 +126,46 @@ def build_schema(
         execution_context_class=BroadcastExecutor,
     )
     resolve_prefetched_directly(schema)
+    resolve_plain_fields_directly(schema)
     return schema
+
+
+def resolve_plain_fields_directly(schema: strawberry.Schema) -> None:
+    """The per-row work of a page, made smaller without changing any answer: a field with
+    no resolver of its own (and no extension or permission) is read straight from its
+    object, without Strawberry's wrapper around the same read; an enum value's name is
+    looked up in a dict, not found by comparing it with each value in turn."""
+    for graphql_type in schema._schema.type_map.values():
+        if isinstance(graphql_type, GraphQLObjectType):
+            for field in graphql_type.fields.values():
+                definition = field.extensions.get("strawberry-definition")
+                if getattr(field.resolve, "_is_default", False) and definition is not None:
+                    field.resolve = _read(definition.default_resolver, definition.python_name)
+        elif isinstance(graphql_type, GraphQLEnumType) and hasattr(graphql_type, "wrapped_cls"):
+            graphql_type.coerce_output_value = _enum_names(graphql_type)  # type: ignore[method-assign, assignment]
+
+
+def _read(read: Callable[[Any, str], Any], name: str) -> Callable[..., Any]:
+    def resolve(source: Any, info: Any, **kwargs: Any) -> Any:
+        return read(source, name)
+
+    return resolve
+
+
+def _enum_names(enum_type: Any) -> Callable[[Any], Any]:
+    members, slow = enum_type.wrapped_cls, enum_type.coerce_output_value
+    names = {
+        member: name
+        for name, value in enum_type.values.items()
+        for member in members
+        if member.value == value.value
+    }
+
+    def coerce_output_value(value: Any) -> Any:
+        if isinstance(value, members):
+            name = names.get(value)
+            if name is not None:
+                return name
+        return slow(value)
+
+    return coerce_output_value

@@ -174,7 +174,7 @@ async def perform_backup(runtime: Runtime, *, backup_id: int, attempt: int = 1) 
     publisher = ProgressPublisher(runtime.bus, backup)
     if backup.status == BackupStatus.CANCELING:
         return await _finish_cancel(runtime, backup_id, publisher, copies=[])
-    await publisher.publish(force=True)
+    await publisher.publish()
     should_stop = _stop_check(runtime, backup_id)
     work_dir = runtime.settings.data_dir / "work"
     work_dir.mkdir(parents=True, exist_ok=True)
@@ -203,7 +203,7 @@ async def perform_backup(runtime: Runtime, *, backup_id: int, attempt: int = 1) 
         if await should_stop(force=True):
             raise ExportStopped("canceled after the export")
         set_phase("storing")
-        await publisher.publish(force=True, message="storing the archive")
+        await publisher.publish(message="storing the archive")
         copies, customer_failure = await _store_copies(
             runtime, backup=backup, policy=policy, path=path
         )
@@ -238,7 +238,6 @@ async def perform_backup(runtime: Runtime, *, backup_id: int, attempt: int = 1) 
     if canceled:
         return await _finish_cancel(runtime, backup_id, publisher, copies=copies)
     await publisher.publish(
-        force=True,
         status=backup.status,
         items_total=backup.items_total,
         items_done=backup.items_done,
@@ -346,7 +345,6 @@ async def _finish_cancel(
             session, instance_id=backup.instance_id, kind="backup", ref_id=backup_id
         )
     await publisher.publish(
-        force=True,
         status=BackupStatus.CANCELED,
         items_done=backup.items_done,
         message=backup.message,

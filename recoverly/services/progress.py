@@ -3,6 +3,7 @@ database row, with a rate and an ETA from a moving window while the work runs.""
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections import deque
 from typing import Any
@@ -97,9 +98,12 @@ class RateWindow:
 
 
 class ProgressPublisher:
-    """Publishes a restore's or a backup's progress, throttled: on every status or phase
-    change, and otherwise when progress moved by about 1% or half a second passed.
-    ``items_done`` never decreases and never passes ``items_total``."""
+    """Publishes a restore's or a backup's progress, coalesced: an event that changes the
+    status or the phase (so the first and the final one) is published at once; any other
+    change waits until ``min_interval`` has passed since the last event, and only the latest
+    one waiting is published then (by a timer, so it goes out even if nothing follows it).
+    A status or phase change replaces whatever was waiting. ``items_done`` never decreases
+    and never passes ``items_total``."""
 
     def __init__(self, bus: EventBus, row: Restore | Backup, *, min_interval: float = 0.5) -> None:
         self.bus = bus
@@ -109,8 +113,12 @@ class ProgressPublisher:
         self._last: dict[str, Any] | None = None
         self._phase: str | None = None
         self._last_time = 0.0
+        self._waiting: dict[str, Any] | None = None
+        self._timer: asyncio.TimerHandle | None = None
+        self._flushing: asyncio.Task[None] | None = None
+        self._sending = asyncio.Lock()  # events leave in the order they were made
 
-    async def publish(self, *, force: bool = False, **changes: Any) -> None:
+    async def publish(self, **changes: Any) -> None:
         row = self.row
         for name, value in changes.items():
             setattr(row, name, value)
@@ -133,20 +141,37 @@ class ProgressPublisher:
             event["items_per_second"] = rate
             if rate and row.items_total:
                 event["eta_seconds"] = round((row.items_total - row.items_done) / rate, 1)
-        if force or self._due(event):
-            await self.bus.publish(topic_of(row), event)
-            self._last, self._last_time = event, time.monotonic()
-
-    def _due(self, event: dict[str, Any]) -> bool:
         last = self._last
-        if last is None or (last["status"], last.get("phase")) != (
-            event["status"],
-            event.get("phase"),
-        ):
-            return True
-        if event["message"] != last["message"] and event["percent"] == last["percent"]:
-            return time.monotonic() - self._last_time >= self.min_interval
-        return (
-            event["percent"] - last["percent"] >= 1.0
+        if last is not None and all(event[k] == last.get(k) for k in event if k != "at"):
+            self._wait(None)  # back where the last event was: nothing to tell
+        elif (
+            last is None
+            or (last["status"], last.get("phase")) != (event["status"], event.get("phase"))
             or time.monotonic() - self._last_time >= self.min_interval
-        )
+        ):
+            self._wait(None)
+            await self._send(event)
+        else:
+            self._wait(event)
+
+    def _wait(self, event: dict[str, Any] | None) -> None:
+        """Hold ``event`` until the interval ends (None: hold nothing)."""
+        self._waiting = event
+        if event is None and self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        elif event is not None and self._timer is None:
+            delay = self._last_time + self.min_interval - time.monotonic()
+            self._timer = asyncio.get_running_loop().call_later(delay, self._due)
+
+    def _due(self) -> None:
+        """The interval has passed: publish the event waiting (a task of its own)."""
+        self._timer = None
+        event, self._waiting = self._waiting, None
+        if event is not None:
+            self._flushing = asyncio.create_task(self._send(event), name="recoverly-progress")
+
+    async def _send(self, event: dict[str, Any]) -> None:
+        self._last, self._last_time = event, time.monotonic()
+        async with self._sending:
+            await self.bus.publish(topic_of(self.row), event)

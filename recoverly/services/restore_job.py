@@ -191,7 +191,6 @@ async def _verify(
         message="checking the destination and the backup",
     )
     await publisher.publish(
-        force=True,
         status=RestoreStatus.VALIDATING,
         phase=RestorePhase.VALIDATING,
         message="checking the destination and the backup",
@@ -204,7 +203,7 @@ async def _verify(
         asyncio.run_coroutine_threadsafe(publisher.publish(message=message), loop)
 
     await publisher.publish(
-        force=True, phase=RestorePhase.READING_ARCHIVE, message="verifying archive checksums"
+        phase=RestorePhase.READING_ARCHIVE, message="verifying archive checksums"
     )
     await asyncio.to_thread(reader.verify, on_bytes)
 
@@ -217,7 +216,7 @@ async def _restore(
 ) -> Restore:
     assert restore.id is not None
     await _save(runtime, restore.id, status=RestoreStatus.IN_PROGRESS, message="restoring")
-    await publisher.publish(force=True, status=RestoreStatus.IN_PROGRESS, message="restoring")
+    await publisher.publish(status=RestoreStatus.IN_PROGRESS, message="restoring")
 
     async def on_progress(phase: str, done: int) -> None:
         await publisher.publish(phase=RestorePhase(phase), items_done=done)
@@ -239,7 +238,7 @@ async def _restore(
         store,
         chunk_size=runtime.settings.restore_chunk_size,
     )
-    await publisher.publish(force=True, phase=RestorePhase.FINALIZING, message="finalizing")
+    await publisher.publish(phase=RestorePhase.FINALIZING, message="finalizing")
     if await should_stop():
         raise RestoreStopped()
     written = sum(result.entity_counts.values())
@@ -259,7 +258,6 @@ async def _restore(
             session, instance_id=row.destination_id, kind="restore", ref_id=restore.id
         )
     await publisher.publish(
-        force=True,
         status=RestoreStatus.COMPLETED,
         phase=None,
         items_total=row.items_total,
@@ -321,7 +319,6 @@ async def _undo(
     _finished(runtime, row)
     publisher = publisher or ProgressPublisher(runtime.bus, row)
     await publisher.publish(
-        force=True,
         status=status,
         phase=None,
         items_done=row.items_done,

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from typing import Any
 
-from sqlalchemy import update
+from sqlalchemy import or_, update
 from sqlmodel import col, select
 
 from recoverly.models import BackupCopy, BackupLocation, CopyStatus
@@ -74,30 +75,64 @@ async def check_copies(runtime: Runtime, copies: Sequence[BackupCopy]) -> list[i
                 continue
             size = None
         if size is None or size != copy.size_bytes:
-            assert copy.id is not None
-            missing.append(copy.id)
-            log.warning("copy %s of backup %s is missing or damaged", copy.id, copy.backup_id)
-    if missing:
-        async with runtime.db.transaction() as session:
-            await session.exec(
-                update(BackupCopy)
-                .where(
-                    col(BackupCopy.id).in_(missing), col(BackupCopy.status) == CopyStatus.AVAILABLE
-                )
-                .values(status=CopyStatus.MISSING)
-            )
-    return missing
+            missing.append(copy)
+    return await _mark_missing(runtime, missing)
+
+
+CHECK_PAGE = 1000
 
 
 async def check_internal_copies(runtime: Runtime) -> list[int]:
-    """The sweep's check: every live internal copy still has its blob (a stat each)."""
-    async with runtime.db.session() as session:
-        copies = (
-            await session.exec(
-                select(BackupCopy).where(
-                    col(BackupCopy.location) == BackupLocation.INTERNAL_STORAGE,
-                    col(BackupCopy.status) == CopyStatus.AVAILABLE,
+    """The sweep's check: every live internal copy still has its blob. A page of copies at
+    a time, ordered by ID: one query for the few columns it needs (plain rows, no ORM
+    objects), then the page's sizes in one call of the store (one worker thread for local
+    storage), so that however many copies there are, the check never holds the event loop
+    long."""
+    missing: list[int] = []
+    after = 0
+    columns = (
+        col(BackupCopy.id),
+        col(BackupCopy.backup_id),
+        col(BackupCopy.key),
+        col(BackupCopy.size_bytes),
+    )
+    while True:
+        async with runtime.db.session() as session:
+            now = runtime.now()
+            copies: Sequence[Any] = (
+                await session.exec(
+                    select(*columns)
+                    .where(
+                        col(BackupCopy.location) == BackupLocation.INTERNAL_STORAGE,
+                        col(BackupCopy.status) == CopyStatus.AVAILABLE,
+                        col(BackupCopy.id) > after,
+                        or_(col(BackupCopy.expires_at).is_(None), col(BackupCopy.expires_at) > now),
+                    )
+                    .order_by(col(BackupCopy.id))
+                    .limit(CHECK_PAGE)
                 )
+            ).all()
+        if not copies:
+            return missing
+        after = copies[-1].id
+        sizes = await runtime.internal_store.sizes([copy.key for copy in copies])
+        bad = [c for c, size in zip(copies, sizes, strict=True) if size != c.size_bytes]
+        missing += await _mark_missing(runtime, bad)
+
+
+async def _mark_missing(runtime: Runtime, copies: Sequence[Any]) -> list[int]:
+    """Mark these copies (still AVAILABLE; anything with the ``id`` and ``backup_id`` of
+    one) MISSING; returns their IDs."""
+    ids = []
+    for copy in copies:
+        assert copy.id is not None
+        ids.append(copy.id)
+        log.warning("copy %s of backup %s is missing or damaged", copy.id, copy.backup_id)
+    if ids:
+        async with runtime.db.transaction() as session:
+            await session.exec(
+                update(BackupCopy)
+                .where(col(BackupCopy.id).in_(ids), col(BackupCopy.status) == CopyStatus.AVAILABLE)
+                .values(status=CopyStatus.MISSING)
             )
-        ).all()
-    return await check_copies(runtime, copies)
+    return ids

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -58,6 +59,16 @@ class BlobStore(ABC):
     @abstractmethod
     async def size(self, key: str) -> int | None:
         """The blob's size in bytes, or ``None`` if there is no such blob."""
+
+    async def sizes(self, keys: Sequence[str]) -> list[int | None]:
+        """``size`` of each key, with ``None`` also for a blob that cannot be read."""
+        found: list[int | None] = []
+        for key in keys:
+            try:
+                found.append(await self.size(key))
+            except StorageError:
+                found.append(None)
+        return found
 
     @abstractmethod
     def describe(self) -> dict[str, Any]:

@@ -3,17 +3,19 @@ graphql-transport-ws client, from QUEUED to a final status, and canceled backups
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any
 
 import pytest
 
-from recoverly.models import Backup
+from recoverly.events import InMemoryEventBus
+from recoverly.models import Backup, Restore, RestorePhase, RestoreStatus
 from recoverly.products.digest import content_digest
 from recoverly.resolvers.global_ids import decode_id, to_global_id
 from recoverly.services.backups import internal_key
-from recoverly.services.progress import RateWindow
+from recoverly.services.progress import ProgressPublisher, RateWindow, restore_topic
 from tests.conftest import Deployment
 from tests.services.test_restores import latest_backup, restore_input, start
 
@@ -261,3 +263,92 @@ def test_rate_window_reports_recent_speed() -> None:
     stalled.add(5, now=0.0)
     stalled.add(5, now=3.0)
     assert stalled.rate() is None, "no progress: no rate, hence no ETA"
+
+
+def publisher_of_a_restore(min_interval: float) -> ProgressPublisher:
+    row = Restore(id=7, organization_id=1, backup_id=1, destination_id=1, items_total=100)
+    return ProgressPublisher(InMemoryEventBus(), row, min_interval=min_interval)
+
+
+async def test_progress_between_phase_changes_is_coalesced_and_every_subscriber_ends_final() -> (
+    None
+):
+    publisher = publisher_of_a_restore(min_interval=3600)  # nothing falls due by time
+    bus = publisher.bus
+    async with AsyncExitStack() as stack:
+        subscriptions = [
+            await stack.enter_async_context(bus.subscribe(restore_topic(7))) for _ in range(3)
+        ]
+        await publisher.publish(status=RestoreStatus.IN_PROGRESS, phase=RestorePhase.CONTENT)
+        for done in range(1, 60):
+            await publisher.publish(items_done=done)
+        await publisher.publish(phase=RestorePhase.ATTACHMENTS, items_done=60)
+        await publisher.publish(items_done=99, message="attachments")
+        await publisher.publish(
+            status=RestoreStatus.COMPLETED, phase=None, items_done=100, message="done"
+        )
+        for subscription in subscriptions:
+            received = [subscription.queue.get_nowait() for _ in range(subscription.queue.qsize())]
+            # The 59 progress steps within the interval, and the one before the final
+            # event, were replaced by the phase change and the final event that followed.
+            assert [(e["status"], e["phase"], e["items_done"]) for e in received] == [
+                ("IN_PROGRESS", "CONTENT", 0),
+                ("IN_PROGRESS", "ATTACHMENTS", 60),
+                ("COMPLETED", None, 100),
+            ]
+            assert received[-1]["message"] == "done" and received[-1]["percent"] == 100.0
+    assert publisher._timer is None, "nothing is left waiting after the final event"
+
+
+async def test_the_latest_progress_waiting_is_published_when_its_interval_ends() -> None:
+    publisher = publisher_of_a_restore(min_interval=0.05)
+    async with publisher.bus.subscribe(restore_topic(7)) as subscription:
+        await publisher.publish(status=RestoreStatus.IN_PROGRESS, phase=RestorePhase.CONTENT)
+        await publisher.publish(items_done=10)
+        await publisher.publish(items_done=20, message="halfway")
+        first = await subscription.get()
+        async with asyncio.timeout(10):
+            later = await subscription.get()  # published by the timer: nothing follows it
+        assert (first["items_done"], later["items_done"]) == (0, 20)
+        assert later["message"] == "halfway"
+        assert later["phase"] == "CONTENT" and later["status"] == "IN_PROGRESS"
+        assert subscription.queue.empty(), "the step it replaced is not published"
+        await publisher.publish(items_done=20, message="halfway")
+        assert subscription.queue.empty() and publisher._timer is None, "no change, no event"
+
+
+async def test_a_waiting_subscriber_is_offered_events_first_and_they_never_overtake() -> None:
+    bus = InMemoryEventBus()
+    taken: list[int] = []
+
+    def direct(event: dict[str, Any]) -> bool:
+        if event["n"] == 3:
+            return False  # not this one: it is queued, and what follows queues behind it
+        taken.append(event["n"])
+        return True
+
+    async with bus.subscribe("t") as subscription:
+        waiting = asyncio.ensure_future(subscription.get(direct))
+        await asyncio.sleep(0)  # now waiting in get
+        for n in range(1, 6):
+            await bus.publish("t", {"n": n})
+        assert taken == [1, 2], "offered first while nothing was queued"
+        assert (await waiting)["n"] == 3
+        assert [(await subscription.get(direct))["n"] for _ in range(2)] == [4, 5]
+        await bus.publish("t", {"n": 6})  # nobody waits in get: nothing is offered
+        assert taken == [1, 2] and (await subscription.get())["n"] == 6
+
+
+async def test_a_status_change_is_published_at_once_with_the_progress_it_replaced() -> None:
+    publisher = publisher_of_a_restore(min_interval=3600)  # nothing falls due by time
+    async with publisher.bus.subscribe(restore_topic(7)) as subscription:
+        await publisher.publish(status=RestoreStatus.VALIDATING, message="checking")
+        await publisher.publish(items_done=5)  # within the interval: waits
+        assert subscription.queue.qsize() == 1 and publisher._timer is not None
+        await publisher.publish(status=RestoreStatus.IN_PROGRESS, message="restoring")
+        received = [subscription.queue.get_nowait() for _ in range(subscription.queue.qsize())]
+    assert [(e["status"], e["items_done"], e["message"]) for e in received] == [
+        ("VALIDATING", 0, "checking"),
+        ("IN_PROGRESS", 5, "restoring"),  # the waiting step is carried by the change
+    ]
+    assert publisher._timer is None, "the step that waited is not published later"

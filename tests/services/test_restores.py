@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 from sqlmodel import col, select
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
+from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import Operation
 
 from recoverly.models import Backup, BackupStatus, ProductKey
 from recoverly.products.digest import content_digest
@@ -288,15 +289,19 @@ async def test_corrupted_archive_fails_with_reason_and_changes_nothing(site: Dep
     async with site.runtime.db.session() as session:
         row = await session.get(Backup, decode_id(backup["id"], "Backup"))
     path = site.runtime.internal_store.path_for(internal_key(row))  # type: ignore[attr-defined]
-    data = bytearray(path.read_bytes())
+    original = path.read_bytes()
+    data = bytearray(original)
     data[len(data) // 3] ^= 0xFF
     path.write_bytes(bytes(data))
-    before = await digest(site, "acme_confluence_target")
-    started = await start(site, backup["id"], "acme_confluence_target")
-    node = await wait_restore(site, started["restore"]["id"])
-    assert node["status"] == "FAILED"
-    assert "archive" in node["failureReason"]
-    assert await digest(site, "acme_confluence_target") == before
+    try:
+        before = await digest(site, "acme_confluence_target")
+        started = await start(site, backup["id"], "acme_confluence_target")
+        node = await wait_restore(site, started["restore"]["id"])
+        assert node["status"] == "FAILED"
+        assert "archive" in node["failureReason"]
+        assert await digest(site, "acme_confluence_target") == before
+    finally:
+        path.write_bytes(original)  # later tests restore the latest backup of this site
     assert ProductKey.CONFLUENCE
 
 
@@ -314,6 +319,15 @@ async def test_two_hundred_subscribers_receive_the_same_frames_executed_once(
         return execute_operation(executor, *args)
 
     monkeypatch.setattr(StrawberryGraphQLCoreExecutionContext, "execute_operation", counting)
+    streamed = 0  # frames sent through each subscriber's own stream (not directly)
+    send_next = Operation.send_next
+
+    async def counting_sends(operation: Any, result: Any) -> None:
+        nonlocal streamed
+        streamed += 1
+        await send_next(operation, result)
+
+    monkeypatch.setattr(Operation, "send_next", counting_sends)
     backup = await latest_backup(site, "acme_confluence")
     started = await start(site, backup, "acme_confluence_target")
     restore_id = started["restore"]["id"]
@@ -345,6 +359,11 @@ async def test_two_hundred_subscribers_receive_the_same_frames_executed_once(
     # Each event was executed once for all (the first message, read for each subscriber,
     # once for each), not once per subscriber: 200 x 20-odd events would be thousands.
     assert executions <= len(longest) + len(streams) + 2
+    # Events in between were written to each connection as they were published, without
+    # waking each subscriber's stream: the streams sent each one's first and final frame,
+    # and the few events that raced a subscriber's first one.
+    assert len(longest) >= 4
+    assert streamed < 2 * len(streams) + sum(len(s) for s in streams) / 2
     topic = restore_topic(decode_id(restore_id, "Restore") or 0)
     await wait_for(
         lambda: (
