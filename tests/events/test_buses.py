@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from recoverly.events import EventBus, InMemoryEventBus, Subscription
+from recoverly.events import EventBus, InMemoryEventBus, SubscriberQueue
 from recoverly.events.postgres import (
     CHANNEL_PREFIX,
     MAX_CHANNEL,
@@ -44,7 +44,7 @@ async def bus(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[E
         await pg.drop()
 
 
-async def received(subscription: Subscription, count: int) -> list[dict]:
+async def received(subscription: SubscriberQueue, count: int) -> list[dict]:
     return [await asyncio.wait_for(subscription.get(), 5) for _ in range(count)]
 
 
@@ -104,7 +104,7 @@ async def test_leaving_stops_delivery_even_when_the_block_fails(bus: EventBus) -
 
 
 def test_a_full_subscription_drops_its_oldest_events() -> None:
-    subscription = Subscription(maxsize=3)
+    subscription = SubscriberQueue(maxsize=3)
     for n in range(5):
         subscription.deliver({"n": n})
     assert [subscription.queue.get_nowait()["n"] for _ in range(3)] == [2, 3, 4]
