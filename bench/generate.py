@@ -52,8 +52,6 @@ from recoverly.models import (  # noqa: E402
     SiteUser,
     utcnow,
 )
-from recoverly.services.backups import new_backup, perform_backup  # noqa: E402
-from recoverly.services.runtime import Runtime  # noqa: E402
 from recoverly.settings import async_database_url  # noqa: E402
 
 GROUP_NAMES = ("jira-software-users", "jira-admins", "developers", "qa", "support", "site-admins")
@@ -337,24 +335,3 @@ async def _main() -> None:
 
 if __name__ == "__main__":
     asyncio.run(_main())
-
-
-async def back_up(runtime: Runtime, *, instance_id: int, admin_id: int) -> int:
-    """A backup of the site made now by the real backup code (attachments, users and groups);
-    its ID."""
-    async with runtime.db.transaction() as session:
-        instance = await session.get(ProductInstance, instance_id)
-        assert instance is not None
-        backup = new_backup(
-            runtime,
-            instance,
-            policy=None,
-            created_by_id=admin_id,
-            include_attachments=True,
-            include_users_and_groups=True,
-            include_personal_spaces=False,
-        )
-        session.add(backup)
-    assert backup.id is not None
-    await perform_backup(runtime, backup_id=backup.id)
-    return backup.id

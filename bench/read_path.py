@@ -45,11 +45,12 @@ if str(ROOT) not in sys.path:
 import httpx  # noqa: E402
 
 from bench.common import print_table, ratio  # noqa: E402
-from bench.generate import back_up, create_instance, generate_jira  # noqa: E402
+from bench.generate import create_instance, generate_jira  # noqa: E402
 from recoverly.demo import seed_demo  # noqa: E402
 from recoverly.demo.bulk import insert_rows  # noqa: E402
 from recoverly.models import Backup, BackupCopy, utcnow  # noqa: E402
 from recoverly.resolvers.global_ids import to_global_id  # noqa: E402
+from recoverly.services.backups import back_up_now  # noqa: E402
 from recoverly.services.system import build_runtime  # noqa: E402
 from recoverly.settings import Settings  # noqa: E402
 from tests.processes import ServerProcess, free_port  # noqa: E402
@@ -89,7 +90,7 @@ async def prepare(data_dir: Path, *, backups: int, entities: int, restores: int)
     restore_backup, destinations = None, []
     if restores:
         site = await generate_jira(db, entities=entities, organization_id=org_id)
-        backup_id = await back_up(runtime, instance_id=site.instance_id, admin_id=demo.admin_id)
+        backup_id = await back_up_now(runtime, instance_id=site.instance_id, admin_id=demo.admin_id)
         restore_backup = to_global_id("Backup", backup_id)
         for n in range(restores):
             empty = await create_instance(db, org_id, name=f"Bench destination {n}")

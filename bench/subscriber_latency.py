@@ -38,10 +38,10 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.common import print_table, ratio  # noqa: E402
-from bench.generate import back_up  # noqa: E402
 from recoverly.database import Database  # noqa: E402
 from recoverly.demo import seed_demo  # noqa: E402
 from recoverly.resolvers.global_ids import to_global_id  # noqa: E402
+from recoverly.services.backups import back_up_now  # noqa: E402
 from recoverly.services.system import build_runtime  # noqa: E402
 from recoverly.settings import Settings, async_database_url  # noqa: E402
 from tests.processes import ServerProcess  # noqa: E402
@@ -62,7 +62,7 @@ async def prepare(data_dir: Path, scale: int) -> tuple[str, dict[str, int], int]
     runtime = build_runtime(settings, with_scheduler=False)
     await runtime.db.migrate()
     demo = await seed_demo(runtime.db, scale=scale, demo_token=TOKEN, other_token="other")
-    backup_id = await back_up(
+    backup_id = await back_up_now(
         runtime, instance_id=demo.instances["acme_jira"], admin_id=demo.admin_id
     )
     await runtime.db.dispose()

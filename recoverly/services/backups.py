@@ -23,6 +23,7 @@ from recoverly.models import (
     ProductInstance,
     StorageMode,
 )
+from recoverly.models.base import saved_id
 from recoverly.observability.incidents import cite, report
 from recoverly.observability.logs import get_logger, set_phase
 from recoverly.products.export import ExportStopped, count_export_rows, export_instance
@@ -140,6 +141,28 @@ def new_backup(
         created_at=runtime.now(),
         message="queued: waiting for a worker",
     )
+
+
+async def back_up_now(runtime: Runtime, *, instance_id: int, admin_id: int) -> int:
+    """A backup of the site (attachments, users and groups, no personal spaces) made in this
+    process now, outside the job queue, by the same code a job runs; its ID. For benchmarks
+    and tests that need a real archive."""
+    async with runtime.db.transaction() as session:
+        instance = await session.get(ProductInstance, instance_id)
+        if instance is None:
+            raise ValueError(f"no product instance {instance_id}")
+        backup = new_backup(
+            runtime,
+            instance,
+            policy=None,
+            created_by_id=admin_id,
+            include_attachments=True,
+            include_users_and_groups=True,
+            include_personal_spaces=False,
+        )
+        session.add(backup)
+    await perform_backup(runtime, backup_id=saved_id(backup))
+    return saved_id(backup)
 
 
 async def perform_backup(runtime: Runtime, *, backup_id: int, attempt: int = 1) -> Backup:

@@ -21,7 +21,7 @@ from recoverly.demo import DemoInfo, seed_demo
 from recoverly.models import FINAL_RESTORE_STATUSES, ProductInstance, ProductKey, Restore
 from recoverly.products.digest import content_digest
 from recoverly.resolvers.global_ids import decode_id, to_global_id
-from recoverly.services.backups import new_backup, perform_backup
+from recoverly.services.backups import back_up_now
 from recoverly.services.restores import RESTORE_JOB
 from recoverly.services.system import build_runtime
 from recoverly.settings import async_database_url
@@ -106,22 +106,7 @@ async def _add_empty_jira(db: Database, demo: DemoInfo, organization: str, name:
 async def _make_backup(settings: Any, instance_id: int, admin_id: int) -> int:
     runtime = build_runtime(settings, with_scheduler=False)
     try:
-        async with runtime.db.transaction() as session:
-            instance = await session.get(ProductInstance, instance_id)
-            assert instance is not None
-            backup = new_backup(
-                runtime,
-                instance,
-                policy=None,
-                created_by_id=admin_id,
-                include_attachments=True,
-                include_users_and_groups=True,
-                include_personal_spaces=False,
-            )
-            session.add(backup)
-        assert backup.id is not None
-        await perform_backup(runtime, backup_id=backup.id)
-        return backup.id
+        return await back_up_now(runtime, instance_id=instance_id, admin_id=admin_id)
     finally:
         await runtime.db.dispose()
 
