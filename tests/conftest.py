@@ -34,6 +34,7 @@ from recoverly.models import BackupCopy, BackupPolicy
 from recoverly.services.runtime import Runtime
 from recoverly.services.system import build_runtime
 from recoverly.settings import Settings, async_database_url
+from tests.clients import http_client
 from tests.s3_server import s3_bucket, s3_client, s3_credentials, s3_endpoint
 from tests.waiting import wait_for
 
@@ -270,7 +271,7 @@ class Deployment:
 
     def client(self, token: str | None = DEMO_TOKEN) -> httpx.AsyncClient:
         headers = {"Authorization": f"Bearer {token}"} if token else {}
-        return httpx.AsyncClient(base_url=self.url, headers=headers, timeout=30)
+        return http_client(self.url, headers=headers, timeout=30)
 
     async def gql(
         self, query: str, variables: dict[str, Any] | None = None, *, token: str = DEMO_TOKEN

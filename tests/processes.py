@@ -16,6 +16,7 @@ from pathlib import Path
 
 import httpx
 
+from tests.clients import http_client
 from tests.waiting import wait_for
 
 # Server processes get ports from a block per pytest-xdist worker, below the kernel's
@@ -102,7 +103,7 @@ class ServerProcess:
         await self._wait_ready()
 
     async def _wait_ready(self) -> None:
-        async with httpx.AsyncClient(base_url=self.url) as client:
+        async with http_client(self.url) as client:
 
             async def healthy() -> bool:
                 self._check_alive()

@@ -12,9 +12,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-import httpx
 import pytest
 
+from tests.clients import http_client
 from tests.conftest import DEMO_TOKEN
 from tests.processes import ServerProcess, free_port
 from tests.products.test_inspect import make_archive
@@ -203,7 +203,7 @@ async def test_an_interrupted_demo_seed_is_completed_by_the_next_start(tmp_path:
         ]
         assert not list((tmp_path / "work").glob("*.zip")), "no half-written archive left"
         headers = {"Authorization": f"Bearer {DEMO_TOKEN}"}
-        async with httpx.AsyncClient(base_url=second.url, headers=headers) as client:
+        async with http_client(second.url, headers=headers) as client:
             body = (await client.post("/graphql", json={"query": "{ viewer { email } }"})).json()
         assert body["data"] == {"viewer": {"email": "admin@acme.example"}}
     finally:

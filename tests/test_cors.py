@@ -6,12 +6,12 @@ import dataclasses
 import json
 from collections.abc import AsyncIterator
 
-import httpx
 import pytest
 import websockets
 from websockets.exceptions import InvalidStatus
 
 from recoverly.app import create_app
+from tests.clients import http_client
 from tests.conftest import DEMO_TOKEN, Deployment, RunningServer
 
 CONSOLE = "http://localhost:5173"
@@ -32,7 +32,7 @@ async def cors_url(deployment: Deployment) -> AsyncIterator[str]:
 
 
 async def test_preflight_from_the_configured_origin_succeeds(cors_url: str) -> None:
-    async with httpx.AsyncClient(base_url=cors_url) as client:
+    async with http_client(cors_url) as client:
         response = await client.options("/graphql", headers={"Origin": CONSOLE, **PREFLIGHT})
         post = await client.post(
             "/graphql",
@@ -59,7 +59,7 @@ async def test_other_origins_get_no_cors_headers(
 ) -> None:
     url = cors_url if where == "cors" else deployment.url
     origin = ELSEWHERE if where == "cors" else CONSOLE  # none is configured by default
-    async with httpx.AsyncClient(base_url=url) as client:
+    async with http_client(url) as client:
         response = await client.options("/graphql", headers={"Origin": origin, **PREFLIGHT})
         post = await client.post(
             "/graphql",

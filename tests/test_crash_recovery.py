@@ -12,7 +12,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 from sqlmodel import col, select
 
@@ -34,6 +33,7 @@ from recoverly.services.backups import new_backup, perform_backup
 from recoverly.services.system import build_runtime
 from recoverly.settings import async_database_url
 from recoverly.storage import LocalBlobStore
+from tests.clients import http_client
 from tests.conftest import DEMO_TOKEN, TEMPLATES, make_settings
 from tests.processes import ServerProcess
 from tests.waiting import wait_for
@@ -56,7 +56,7 @@ class CrashSite:
 
     async def gql(self, server: ServerProcess, query: str, variables: dict[str, Any]) -> Any:
         headers = {"Authorization": f"Bearer {DEMO_TOKEN}"}
-        async with httpx.AsyncClient(base_url=server.url, headers=headers, timeout=30) as c:
+        async with http_client(server.url, headers=headers, timeout=30) as c:
             body = (await c.post("/graphql", json={"query": query, "variables": variables})).json()
         assert not body.get("errors"), body
         return body["data"]

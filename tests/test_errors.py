@@ -8,11 +8,11 @@ import json
 import logging
 from typing import Any
 
-import httpx
 import pytest
 
 from recoverly.app import create_app
 from recoverly.resolvers.global_ids import to_global_id
+from tests.clients import http_client
 from tests.conftest import DEMO_TOKEN, Deployment, RunningServer
 from tests.services.test_restores import START, latest_backup, restore_input
 
@@ -155,7 +155,7 @@ async def test_production_masks_the_message_and_keeps_the_code(
     runtime = dataclasses.replace(deployment.runtime, settings=settings)
     async with RunningServer(create_app(runtime=runtime), lifespan="off") as url:
         headers = {"Authorization": f"Bearer {DEMO_TOKEN}"}
-        async with httpx.AsyncClient(base_url=url, headers=headers) as client:
+        async with http_client(url, headers=headers) as client:
             billing = "query($id: ID!) { organization(id: $id) { billing { product } } }"
             body = (
                 await client.post(

@@ -3,16 +3,15 @@ payload errors, and operations counted by outcome."""
 
 from __future__ import annotations
 
-import httpx
-
 from recoverly.resolvers.global_ids import to_global_id
+from tests.clients import http_client
 from tests.conftest import DEMO_TOKEN, Deployment
 from tests.observability.test_operating import metric_samples
 from tests.services.test_restores import START, latest_backup, restore_input
 
 
 async def _scrape(deployment: Deployment) -> dict[tuple[str, ...], float]:
-    async with httpx.AsyncClient(base_url=deployment.url) as client:
+    async with http_client(deployment.url) as client:
         samples = metric_samples((await client.get("/metrics")).text)
     counts: dict[tuple[str, ...], float] = {}
     for labels, value in samples.get("recoverly_graphql_errors_total", []):

@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Any
 
 import boto3
-import httpx
 import pytest
 import websockets
 from prometheus_client.parser import text_string_to_metric_families
@@ -20,6 +19,7 @@ from recoverly.demo import seed_demo, seed_demo_backups
 from recoverly.resolvers.global_ids import decode_id, to_global_id
 from recoverly.services.system import build_runtime
 from recoverly.settings import Settings
+from tests.clients import http_client
 from tests.conftest import GraphQLWebSocket
 from tests.processes import ServerProcess
 from tests.waiting import wait_for
@@ -62,7 +62,7 @@ class Client:
 
     async def gql(self, query: str, variables: dict[str, Any], **headers: str) -> Any:
         headers["Authorization"] = f"Bearer {self.token}"
-        async with httpx.AsyncClient(base_url=self.server.url, timeout=30) as client:
+        async with http_client(self.server.url, timeout=30) as client:
             response = await client.post(
                 "/graphql", json={"query": query, "variables": variables}, headers=headers
             )
@@ -156,7 +156,7 @@ async def run(
         org = to_global_id("Organization", demo.organizations["acme"])
         request_id = f"req-{tag}"
         await client.gql("query Viewer { viewer { email } }", {}, **{"X-Request-ID": request_id})
-        async with httpx.AsyncClient(base_url=server.url) as anonymous:
+        async with http_client(server.url) as anonymous:
             denied = await anonymous.post(
                 "/graphql",
                 json={"query": "{ viewer { email } }"},
@@ -168,7 +168,7 @@ async def run(
         backup = await _customer_backup(client, demo, bucket)
         assert backup["status"] == "COMPLETED", backup["failureReason"]
         restore = await _restore(client, demo, org)
-        async with httpx.AsyncClient(base_url=server.url) as scraper:
+        async with http_client(server.url) as scraper:
             metrics = (await scraper.get("/metrics")).text
     finally:
         await server.stop()

@@ -12,11 +12,11 @@ import sys
 from pathlib import Path
 from urllib.parse import urlsplit
 
-import httpx
 import pytest
 
 from recoverly.app import create_app
 from recoverly.services.system import build_runtime
+from tests.clients import http_client
 from tests.conftest import (
     POSTGRES_URL,
     Deployment,
@@ -84,7 +84,7 @@ async def test_readyz_follows_the_database(tmp_path: Path) -> None:
     try:
         async with (
             RunningServer(create_app(runtime=runtime)) as base,
-            httpx.AsyncClient(base_url=base, timeout=30) as client,
+            http_client(base, timeout=30) as client,
         ):
             ready = await client.get("/readyz")
             assert ready.status_code == 200, ready.text
@@ -112,7 +112,7 @@ async def test_readyz_names_migrations_behind_the_code(tmp_path: Path) -> None:
     async with RunningServer(create_app(runtime=runtime)) as base:
         async with runtime.db.engine.begin() as connection:
             await connection.exec_driver_sql("UPDATE alembic_version SET version_num = 'old'")
-        async with httpx.AsyncClient(base_url=base) as client:
+        async with http_client(base) as client:
             response = await client.get("/readyz")
         port = base.rsplit(":", 1)[1]
         ready_rc, ready_out = await _cli("health", "--ready", RECOVERLY_PORT=port)
@@ -156,7 +156,7 @@ async def test_metrics_token_keeps_scrapers_out(tmp_path: Path, token: str | Non
     )
     async with (
         RunningServer(create_app(settings)) as base,
-        httpx.AsyncClient(base_url=base) as client,
+        http_client(base) as client,
     ):
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         refused = await client.get("/metrics", headers=headers)
@@ -171,7 +171,7 @@ async def test_metrics_on_a_port_of_their_own(tmp_path: Path) -> None:
     port = free_port()
     settings = make_settings(tmp_path, database_url).model_copy(update={"metrics_port": port})
     app = create_app(settings)
-    async with RunningServer(app) as base, httpx.AsyncClient() as client:
+    async with RunningServer(app) as base, http_client() as client:
         on_api = await client.get(f"{base}/metrics")
         separate = await client.get(f"http://127.0.0.1:{port}/metrics")
         ready = await client.get(f"http://127.0.0.1:{port}/readyz")
@@ -181,7 +181,7 @@ async def test_metrics_on_a_port_of_their_own(tmp_path: Path) -> None:
 
 
 async def test_open_websockets_are_counted(deployment: Deployment) -> None:
-    async with deployment.websocket(), httpx.AsyncClient(base_url=deployment.url) as client:
+    async with deployment.websocket(), http_client(deployment.url) as client:
         metrics = metric_samples((await client.get("/metrics")).text)
     # At least this one (the shared server may still be closing an earlier test's).
     assert metrics["recoverly_websocket_connections"][0][1] >= 1.0

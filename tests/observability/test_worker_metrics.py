@@ -10,11 +10,11 @@ import subprocess
 import sys
 from pathlib import Path
 
-import httpx
 import pytest
 
 from recoverly.database import Database
 from recoverly.settings import async_database_url
+from tests.clients import http_client
 from tests.processes import ServerProcess, WorkerProcess, free_port
 from tests.scaleout.conftest import FAST_QUEUE_ENV, needs_postgres
 
@@ -43,10 +43,10 @@ async def test_worker_serves_metrics_and_readiness(tmp_path: Path, postgres_url:
     await worker.start()
     try:
         await api.start()
-        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client:
+        async with http_client(f"http://127.0.0.1:{port}") as client:
             metrics = await client.get("/metrics")
             ready = await client.get("/readyz")
-        async with httpx.AsyncClient(base_url=api.url) as client:
+        async with http_client(api.url) as client:
             api_metrics = await client.get("/metrics")
             api_ready = await client.get("/readyz")
         checked = health("--worker", "--ready", env={"RECOVERLY_METRICS_PORT": str(port)})

@@ -12,11 +12,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import httpx
 import websockets
 from sqlalchemy import text
 
 from recoverly.database import Database
+from tests.clients import http_client
 from tests.conftest import DEMO_TOKEN, GraphQLWebSocket
 from tests.processes import ServerProcess, WorkerProcess
 
@@ -55,7 +55,7 @@ class Topology:
         self, api: ServerProcess, query: str, variables: dict[str, Any] | None = None
     ) -> Any:
         headers = {"Authorization": f"Bearer {DEMO_TOKEN}"}
-        async with httpx.AsyncClient(base_url=api.url, headers=headers, timeout=30) as client:
+        async with http_client(api.url, headers=headers, timeout=30) as client:
             response = await client.post("/graphql", json={"query": query, "variables": variables})
         body = response.json()
         assert not body.get("errors"), body
