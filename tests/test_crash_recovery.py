@@ -39,9 +39,10 @@ from tests.processes import ServerProcess
 from tests.waiting import wait_for
 
 pytestmark = pytest.mark.slow
-CRASH_SCALE = 3
-# Small restore chunks: many checkpoints, so a kill between two of them is a resume.
-SERVER_ENV = {"RECOVERLY_RESTORE_CHUNK_SIZE": "500"}
+# The demo at its smallest: the kill is made deterministic by the frozen row, not by size.
+CRASH_SCALE = 1
+# Small restore chunks: many checkpoints (dozens), so a kill between two of them is a resume.
+SERVER_ENV = {"RECOVERLY_RESTORE_CHUNK_SIZE": "250"}
 
 
 @dataclass
@@ -64,7 +65,7 @@ class CrashSite:
 
 @pytest.fixture
 async def crash_site(backend: str, tmp_path: Path) -> AsyncIterator[CrashSite]:
-    """A copy of the demo seeded at a scale where a job writes many checkpoints."""
+    """A copy of the demo, without backups; a restore of it writes many checkpoints."""
     database_url, pg, demo = await TEMPLATES.clone(
         backend, tmp_path, scale=CRASH_SCALE, backups=False
     )
@@ -96,9 +97,14 @@ async def _frozen(db: Database, model: Any, row_id: int) -> AsyncIterator[Any]:
 async def _kill_when(
     site: CrashSite, server: ServerProcess, model: Any, row_id: int, mid_way: Callable[..., bool]
 ) -> None:
-    """SIGKILL ``server`` as soon as the row, read frozen, is ``mid_way``."""
+    """SIGKILL ``server`` as soon as the row, read frozen, is ``mid_way``. The row is first
+    read without the lock, so that waiting does not hold the job back."""
 
     async def killed() -> bool:
+        async with site.db.session() as session:
+            seen = await session.get(model, row_id)
+        if seen is None or not mid_way(seen):
+            return False
         async with _frozen(site.db, model, row_id) as row:
             if not mid_way(row):
                 return False
