@@ -1,5 +1,5 @@
 """Real processes for crash and scale-out tests: ``recoverly serve`` and ``recoverly worker``,
-started on loopback and killed with SIGKILL."""
+started on loopback and killed with SIGKILL, while ``frozen`` holds a job's row still."""
 
 from __future__ import annotations
 
@@ -12,10 +12,15 @@ import signal
 import socket
 import subprocess
 import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 import httpx
+from sqlmodel import col, select
 
+from recoverly.database import Database
 from tests.clients import http_client
 from tests.waiting import wait_for
 
@@ -172,3 +177,14 @@ class WorkerProcess(ServerProcess):
             return len(self.worker_ids) >= 2
 
         await wait_for(registered, within=60, what="the worker to register", poll=0.05)
+
+
+@asynccontextmanager
+async def frozen(db: Database, model: Any, row_id: int) -> AsyncIterator[Any]:
+    """The row, read holding what its job needs to write it: SQLite's write lock (a
+    transaction begins IMMEDIATE) or the row's lock on PostgreSQL (FOR UPDATE). Until the
+    block ends, the job cannot record progress nor finish, so a kill inside it lands mid-way
+    however fast the job runs."""
+    async with db.transaction() as session:
+        statement = select(model).where(col(model.id) == row_id).with_for_update()
+        yield (await session.exec(statement)).one()

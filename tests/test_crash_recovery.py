@@ -7,7 +7,6 @@ lock, the row's lock on PostgreSQL), so the job is caught mid-way however fast i
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -35,7 +34,7 @@ from recoverly.settings import async_database_url
 from recoverly.storage import LocalBlobStore
 from tests.clients import http_client
 from tests.conftest import DEMO_TOKEN, TEMPLATES, make_settings
-from tests.processes import ServerProcess
+from tests.processes import ServerProcess, frozen
 from tests.waiting import wait_for
 
 pytestmark = pytest.mark.slow
@@ -84,16 +83,6 @@ async def _backup_status(db: Database, instance_id: int) -> list[Backup]:
         return list((await session.exec(statement)).all())
 
 
-@asynccontextmanager
-async def _frozen(db: Database, model: Any, row_id: int) -> AsyncIterator[Any]:
-    """The row, read holding what its job needs to write it: SQLite's write lock (a
-    transaction begins IMMEDIATE) or the row's lock on PostgreSQL (FOR UPDATE). Until the
-    block ends, the job cannot record progress nor finish."""
-    async with db.transaction() as session:
-        statement = select(model).where(col(model.id) == row_id).with_for_update()
-        yield (await session.exec(statement)).one()
-
-
 async def _kill_when(
     site: CrashSite, server: ServerProcess, model: Any, row_id: int, mid_way: Callable[..., bool]
 ) -> None:
@@ -105,7 +94,7 @@ async def _kill_when(
             seen = await session.get(model, row_id)
         if seen is None or not mid_way(seen):
             return False
-        async with _frozen(site.db, model, row_id) as row:
+        async with frozen(site.db, model, row_id) as row:
             if not mid_way(row):
                 return False
             await server.kill()
@@ -135,7 +124,7 @@ async def test_backup_killed_mid_way_completes_once_after_restart(crash_site: Cr
             return any(b.status == BackupStatus.IN_PROGRESS for b in rows)
 
         await wait_for(in_progress, within=120, what="the backup to start")
-        async with _frozen(crash_site.db, Backup, backup_id) as row:
+        async with frozen(crash_site.db, Backup, backup_id) as row:
             assert row.status == BackupStatus.IN_PROGRESS
             # Its next progress write waits for the lock: the archive stays half-written.
             await wait_for(

@@ -17,7 +17,7 @@ import pytest
 from sqlmodel import select
 
 from recoverly.database import Database
-from recoverly.demo import DemoInfo, seed_demo
+from recoverly.demo import DemoInfo
 from recoverly.models import FINAL_RESTORE_STATUSES, ProductInstance, ProductKey, Restore
 from recoverly.products.digest import content_digest
 from recoverly.resolvers.global_ids import decode_id, to_global_id
@@ -25,14 +25,17 @@ from recoverly.services.backups import back_up_now
 from recoverly.services.restores import RESTORE_JOB
 from recoverly.services.system import build_runtime
 from recoverly.settings import async_database_url
-from tests.conftest import DEMO_TOKEN, OTHER_TOKEN, make_database_url, make_settings
-from tests.processes import ServerProcess
+from tests.conftest import TEMPLATES, make_settings
+from tests.processes import ServerProcess, frozen
 from tests.scaleout.conftest import FAST_QUEUE_ENV, needs_postgres
 from tests.scaleout.topology import Topology
 from tests.waiting import wait_for
 
 pytestmark = [needs_postgres, pytest.mark.slow]
-SCALE = 4
+# The demo at its smallest, restored in small chunks: many checkpoints and progress steps;
+# the kill is made deterministic by the frozen row, not by the data size.
+SCALE = 1
+ENV = {**FAST_QUEUE_ENV, "RECOVERLY_RESTORE_CHUNK_SIZE": "250"}
 
 START = """mutation($i: StartRestoreInput!) {
   startRestore(input: $i) { restore { id status } errors { code message } } }"""
@@ -114,11 +117,9 @@ async def _make_backup(settings: Any, instance_id: int, admin_id: int) -> int:
 @pytest.fixture(scope="module")
 async def scale_out(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[ScaleOut]:
     data_dir = tmp_path_factory.mktemp("scaleout")
-    url, pg = await make_database_url("postgres", data_dir)
+    url, pg, demo = await TEMPLATES.clone("postgres", data_dir, scale=SCALE, backups=False)
     db = Database(async_database_url(url))
     try:
-        await db.migrate()
-        demo = await seed_demo(db, scale=SCALE, demo_token=DEMO_TOKEN, other_token=OTHER_TOKEN)
         instances = dict(demo.instances)
         instances["acme_jira_sandbox_2"] = await _add_empty_jira(db, demo, "acme", "Sandbox 2")
         instances["initech_jira_empty"] = await _add_empty_jira(db, demo, "initech", "Empty")
@@ -127,7 +128,7 @@ async def scale_out(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[S
             name: await _make_backup(settings, instances[name], demo.admin_id)
             for name in ("acme_jira", "initech_jira")
         }
-        topology = Topology(data_dir=data_dir, database_url=url, db=db, env=FAST_QUEUE_ENV)
+        topology = Topology(data_dir=data_dir, database_url=url, db=db, env=ENV)
         try:
             await topology.start(apis=2, workers=2)
             yield ScaleOut(topology, demo, instances, backups)
@@ -172,9 +173,11 @@ async def test_a_restore_whose_worker_is_killed_is_finished_by_the_other_worker(
 
     try:
         await scale_out.wait_restore(restore_id, _a_fifth_written)
-        victim = await scale_out.topology.job_worker(RESTORE_JOB, {"restore_id": restore_id})
-        assert victim is not None
-        await victim.kill()
+        async with frozen(scale_out.db, Restore, restore_id) as row:
+            assert _a_fifth_written(row)
+            victim = await scale_out.topology.job_worker(RESTORE_JOB, {"restore_id": restore_id})
+            assert victim is not None
+            await victim.kill()  # while its restore cannot write its next chunk
         killed = await scale_out.restore(restore_id)
         assert 0 < killed.items_done < killed.items_total, "killed mid-way"
 
