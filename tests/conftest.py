@@ -338,7 +338,7 @@ def make_settings(tmp_path: Path, database_url: str, **overrides: Any) -> Settin
         database_url=database_url,
         demo_token=DEMO_TOKEN,
         demo_other_token=OTHER_TOKEN,
-        job_poll_seconds=0.05,
+        job_poll_seconds=0.5,  # workers wake on commit; the poll finds only other processes' jobs
         retry_backoff_seconds=0.1,
         restore_chunk_size=250,
         allow_private_endpoints=True,  # the moto S3 server listens on loopback

@@ -2,7 +2,9 @@
 
 A job row is claimed with a conditional UPDATE, so two workers never run one job. Jobs
 left RUNNING by a process that died are queued again when the runner starts (it is the
-only runner on its database) or when their heartbeat goes stale.
+only runner on its database) or when their heartbeat goes stale. Workers wake when a job
+they can run is committed or becomes due (a retry after its backoff), and otherwise look
+every ``poll_seconds`` for jobs other processes added.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import socket
 import traceback
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import func, update
+from sqlalchemy import event, func, update
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -67,13 +69,27 @@ class EmbeddedJobRunner(JobRunner):
         if session is not None:
             session.add(job)
             await session.flush()
+            # The workers can see the job once the caller's transaction commits: wake them
+            # then, not before (a claim before the commit would miss it until the next poll).
+            event.listen(session.sync_session, "after_commit", self._wake_up, once=True)
         else:
             async with self.db.transaction() as own:
                 own.add(job)
                 await own.flush()
-        self._wake.set()
+            self._wake_up()
+        if run_after is not None:
+            self._wake_at(run_after)
         assert job.id is not None
         return job.id
+
+    def _wake_up(self, *_: object) -> None:
+        self._wake.set()
+
+    def _wake_at(self, moment: datetime) -> None:
+        """Wake the workers when a job held back until ``moment`` becomes due, so that it
+        runs then rather than at the first poll after it."""
+        delay = max((_aware(moment) - utcnow()).total_seconds(), 0.0)
+        asyncio.get_running_loop().call_later(delay, self._wake_up)
 
     async def start(self) -> None:
         await self._requeue(stale_before=None)
@@ -132,13 +148,13 @@ class EmbeddedJobRunner(JobRunner):
 
     async def _work(self) -> None:
         while not self._stopping:
+            self._wake.clear()  # before the claim: a job enqueued meanwhile wakes the wait
             try:
                 job = await self._claim()
             except Exception:
                 log.exception("claiming a job failed")
                 job = None
             if job is None:
-                self._wake.clear()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), self.poll_seconds)
                 continue
@@ -215,6 +231,7 @@ class EmbeddedJobRunner(JobRunner):
                         last_error=reason,
                     )
                 )
+            self._wake_at(utcnow() + timedelta(seconds=delay))
             return
         log.error("job %s %s gave up: %s", job.id, job.name, traceback.format_exc())
         if definition is not None and definition.on_give_up is not None:

@@ -18,6 +18,7 @@ from recoverly.jobs import EmbeddedJobRunner, JobArgs, JobDefinition, JobInfo
 from recoverly.models import Job, JobStatus, utcnow
 from tests.conftest import empty_database
 from tests.jobs.recorder import Recorder
+from tests.waiting import wait_for
 
 BACKOFF = 0.2
 
@@ -30,10 +31,10 @@ async def db(backend: str, tmp_path: Path) -> AsyncIterator[Database]:
 
 @asynccontextmanager
 async def running(
-    db: Database, *definitions: JobDefinition, concurrency: int = 2
+    db: Database, *definitions: JobDefinition, concurrency: int = 2, poll_seconds: float = 0.05
 ) -> AsyncIterator[EmbeddedJobRunner]:
     runner = EmbeddedJobRunner(
-        db, concurrency=concurrency, poll_seconds=0.05, backoff_seconds=BACKOFF
+        db, concurrency=concurrency, poll_seconds=poll_seconds, backoff_seconds=BACKOFF
     )
     for definition in definitions:
         runner.register(definition)
@@ -84,6 +85,21 @@ async def test_a_job_enqueued_in_a_rolled_back_transaction_never_runs(db: Databa
     assert [args for args, _, _ in recorder.runs] == [{"n": 2}]
     async with db.session() as session:
         assert len((await session.exec(select(Job))).all()) == 1
+
+
+async def test_committed_and_retried_jobs_run_without_waiting_for_a_poll(db: Database) -> None:
+    # No poll within the test's time: the commit wakes the workers, and the retry's backoff.
+    recorder = Recorder(failures=1)
+    async with running(db, recorder.definition(max_attempts=2), poll_seconds=3600) as runner:
+        async with db.transaction() as session:
+            job_id = await runner.enqueue("test.record", {"n": 1}, session=session)
+        await recorder.until(lambda: len(recorder.runs) == 2)
+
+        async def done() -> bool:
+            return (await job_row(db, job_id)).status == JobStatus.DONE
+
+        await wait_for(done, within=20, what="the job to be done")
+    assert [info.attempt for _, info, _ in recorder.runs] == [1, 2]
 
 
 async def test_an_unknown_job_name_is_refused_on_enqueue(db: Database) -> None:
