@@ -8,7 +8,11 @@ The delay of an event is the receipt time minus the event's ``at`` (stamped when
 publishes it); the first message of each stream (the current state, read from the database)
 is left out. Also printed: time to connect and to subscribe everyone, the server's RSS
 growth per connection, the restore's duration against the first round's, subscribers that
-missed the final event, and whether all subscribers received the same frames.
+missed the final event, and whether all subscribers received the same frames; the server
+process's CPU time (all threads) from the restore's start until every subscriber saw its end,
+and the load average when the round began. Each round is compared with the latest round
+before it that had the first round's number of subscribers, so ``--subscribers 1 1000 1
+1000`` gives two ratios, each from a pair measured back to back.
 
     .venv/bin/python bench/subscriber_latency.py [--subscribers 1 200 1000] [--scale 2]
 """
@@ -18,6 +22,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import signal
 import statistics
 import subprocess
@@ -122,6 +127,8 @@ class Round:
     subscribe_seconds: float
     restore_seconds: float
     rss_per_connection_kib: float
+    server_cpu_seconds: float
+    load: float
     streams: list[Stream]
 
     @property
@@ -136,6 +143,7 @@ class Round:
 async def measure(server: ServerProcess, backup_id: int, destination: int, n: int) -> Round:
     """Connect ``n`` clients, start a restore, subscribe them all to it, follow it to the end."""
     process = psutil.Process(server.pid)
+    load = os.getloadavg()[0]
     rss_before = process.memory_info().rss
     ws_url = server.url.replace("http://", "ws://") + "/graphql"
     began = time.perf_counter()
@@ -150,6 +158,7 @@ async def measure(server: ServerProcess, backup_id: int, destination: int, n: in
                 "destinationId": to_global_id("ProductInstance", destination),
             }
         }
+        cpu_before = _cpu_seconds(process)
         response = await client.post("/graphql", json={"query": START, "variables": variables})
         body = response.json()["data"]["startRestore"]
         assert not body["errors"], body["errors"]
@@ -166,6 +175,7 @@ async def measure(server: ServerProcess, backup_id: int, destination: int, n: in
             await asyncio.sleep(0.05)
         rss_during = max(rss_during, process.memory_info().rss)
         await asyncio.gather(*followers)
+        cpu = _cpu_seconds(process) - cpu_before
         node = await client.post(
             "/graphql", json={"query": DURATION, "variables": {"id": restore_id}}
         )
@@ -176,8 +186,15 @@ async def measure(server: ServerProcess, backup_id: int, destination: int, n: in
         subscribe_seconds=subscribed - subscribe_started,
         restore_seconds=node.json()["data"]["node"]["durationSeconds"],
         rss_per_connection_kib=(rss_during - rss_before) / n / 1024,
+        server_cpu_seconds=cpu,
+        load=load,
         streams=streams,
     )
+
+
+def _cpu_seconds(process: psutil.Process) -> float:
+    times = process.cpu_times()
+    return float(times.user + times.system)
 
 
 async def purge(db_url: str, destination: int) -> None:
@@ -284,26 +301,26 @@ async def main() -> None:
                     print_py_spy(data_dir / "spy.txt")
         finally:
             await server.stop()
-    base = rounds[0]
     rows = []
+    base = rounds[0]
     for r in rounds:
+        if r.subscribers == rounds[0].subscribers:
+            base = r
         p50, p95, top, events = summary(r.delays)
         rows.append(
-            [f"{r.subscribers:,}", p50, p95, top, events, r.connect_seconds, r.subscribe_seconds,
-             r.rss_per_connection_kib, r.restore_seconds,
-             ratio(r.restore_seconds, base.restore_seconds), r.missing_final,
+            [f"{r.subscribers:,}", f"{r.load:.1f}", p50, p95, top, events, r.connect_seconds,
+             r.subscribe_seconds, r.rss_per_connection_kib, r.restore_seconds,
+             ratio(r.restore_seconds, base.restore_seconds), r.server_cpu_seconds,
+             ratio(r.server_cpu_seconds, base.server_cpu_seconds), r.missing_final,
              "yes" if identical_frames(r.streams) else "NO"]
         )  # fmt: skip
     print_table(
         "Progress fan-out: one restore, N graphql-transport-ws subscribers",
-        ["subscribers", "p50 ms", "p95 ms", "max ms", "events", "connect s", "subscribe s",
-         "server KiB/conn", "restore s", "vs 1", "missing final", "same frames"],
+        ["subscribers", "load", "p50 ms", "p95 ms", "max ms", "events", "connect s",
+         "subscribe s", "server KiB/conn", "restore s", "restore vs 1", "server cpu s",
+         "cpu vs 1", "missing final", "same frames"],
         rows,
     )  # fmt: skip
-    base_p95 = summary(base.delays)[1]
-    for r in rounds[1:]:
-        print(f"p95 ratio {r.subscribers} vs {base.subscribers}: "
-              f"{ratio(summary(r.delays)[1], base_p95)}")  # fmt: skip
 
 
 if __name__ == "__main__":
