@@ -9,10 +9,11 @@ publishes it); the first message of each stream (the current state, read from th
 is left out. Also printed: time to connect and to subscribe everyone, the server's RSS
 growth per connection, the restore's duration against the first round's, subscribers that
 missed the final event, and whether all subscribers received the same frames; the server
-process's CPU time (all threads) from the restore's start until every subscriber saw its end,
-and the load average when the round began. Each round is compared with the latest round
-before it that had the first round's number of subscribers, so ``--subscribers 1 1000 1
-1000`` gives two ratios, each from a pair measured back to back.
+process's CPU time (all threads) and its full garbage collections (``/metrics``) from the
+restore's start until every subscriber saw its end, and the load average when the round
+began. Each round is compared with the latest round before it that had the first round's
+number of subscribers, so ``--subscribers 1 1000 1 1000`` gives two ratios, each from a
+pair measured back to back.
 
     .venv/bin/python bench/subscriber_latency.py [--subscribers 1 200 1000] [--scale 2]
 """
@@ -128,6 +129,7 @@ class Round:
     restore_seconds: float
     rss_per_connection_kib: float
     server_cpu_seconds: float
+    full_collections: int
     load: float
     streams: list[Stream]
 
@@ -158,6 +160,7 @@ async def measure(server: ServerProcess, backup_id: int, destination: int, n: in
                 "destinationId": to_global_id("ProductInstance", destination),
             }
         }
+        collections_before = await _full_collections(client)
         cpu_before = _cpu_seconds(process)
         response = await client.post("/graphql", json={"query": START, "variables": variables})
         body = response.json()["data"]["startRestore"]
@@ -176,6 +179,7 @@ async def measure(server: ServerProcess, backup_id: int, destination: int, n: in
         rss_during = max(rss_during, process.memory_info().rss)
         await asyncio.gather(*followers)
         cpu = _cpu_seconds(process) - cpu_before
+        collections = await _full_collections(client) - collections_before
         node = await client.post(
             "/graphql", json={"query": DURATION, "variables": {"id": restore_id}}
         )
@@ -187,9 +191,19 @@ async def measure(server: ServerProcess, backup_id: int, destination: int, n: in
         restore_seconds=node.json()["data"]["node"]["durationSeconds"],
         rss_per_connection_kib=(rss_during - rss_before) / n / 1024,
         server_cpu_seconds=cpu,
+        full_collections=collections,
         load=load,
         streams=streams,
     )
+
+
+async def _full_collections(client: httpx.AsyncClient) -> int:
+    """The server's collections of the oldest generation so far (its ``/metrics``)."""
+    text = (await client.get("/metrics")).text
+    for line in text.splitlines():
+        if line.startswith('python_gc_collections_total{generation="2"}'):
+            return int(float(line.rpartition(" ")[2]))
+    raise RuntimeError("the server's /metrics has no python_gc_collections_total")
 
 
 def _cpu_seconds(process: psutil.Process) -> float:
@@ -311,14 +325,15 @@ async def main() -> None:
             [f"{r.subscribers:,}", f"{r.load:.1f}", p50, p95, top, events, r.connect_seconds,
              r.subscribe_seconds, r.rss_per_connection_kib, r.restore_seconds,
              ratio(r.restore_seconds, base.restore_seconds), r.server_cpu_seconds,
-             ratio(r.server_cpu_seconds, base.server_cpu_seconds), r.missing_final,
+             ratio(r.server_cpu_seconds, base.server_cpu_seconds), r.full_collections,
+             r.missing_final,
              "yes" if identical_frames(r.streams) else "NO"]
         )  # fmt: skip
     print_table(
         "Progress fan-out: one restore, N graphql-transport-ws subscribers",
         ["subscribers", "load", "p50 ms", "p95 ms", "max ms", "events", "connect s",
          "subscribe s", "server KiB/conn", "restore s", "restore vs 1", "server cpu s",
-         "cpu vs 1", "missing final", "same frames"],
+         "cpu vs 1", "full GCs", "missing final", "same frames"],
         rows,
     )  # fmt: skip
 
