@@ -133,7 +133,7 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
         ws_per_message_deflate=False,
         ws_max_size=settings.max_websocket_message_bytes,
     )
-    _tune_gc()
+    tune_gc()
     try:
         uvicorn.Server(config).run(sockets=[listener])
     finally:
@@ -145,7 +145,7 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
 GC_YOUNG_THRESHOLD = 50_000
 
 
-def _tune_gc() -> None:
+def tune_gc() -> None:
     """Before a long-running process serves: what the imports and the set-up made is moved
     out of the collector's sight (``gc.freeze``), and young collections come less often.
 
@@ -246,7 +246,7 @@ def _worker(settings: Settings, args: argparse.Namespace) -> int:
         asyncio.run(_prepare(settings, worker=True))
     except StartupError as error:
         return _fail(str(error))
-    _tune_gc()
+    tune_gc()
     try:
         return asyncio.run(_run_worker(settings))
     finally:
