@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 from sqlalchemy import delete, insert, select
 
+from recoverly.database import Database
 from recoverly.models import (
     ConfluenceAttachment,
     ConfluenceComment,
@@ -77,54 +78,50 @@ async def restore_node(site: Deployment, restore_id: str) -> dict[str, Any]:
     return await site.wait_until(restore_id, NODE, lambda n: n["status"] in FINAL)
 
 
-async def execute(site: Deployment, *statements: Any) -> None:
-    async with site.runtime.db.transaction() as session:
+def jira_id(site: Deployment) -> int:
+    return site.demo.instances["acme_jira"]
+
+
+async def execute(db: Database, *statements: Any) -> None:
+    async with db.transaction() as session:
         conn = await session.connection()
         for statement in statements:
             await conn.execute(statement)
 
 
-async def scalars(site: Deployment, statement: Any) -> list[Any]:
-    async with site.runtime.db.session() as session:
+async def scalars(db: Database, statement: Any) -> list[Any]:
+    async with db.session() as session:
         return list((await (await session.connection()).execute(statement)).scalars())
 
 
-def jira_id(site: Deployment) -> int:
-    return site.demo.instances["acme_jira"]
-
-
-async def project_id(site: Deployment, key: str) -> int:
+async def project_id(db: Database, instance_id: int, key: str) -> int:
     found = select(PROJECTS.c.id).where(
-        PROJECTS.c.instance_id == jira_id(site), PROJECTS.c.key == key
+        PROJECTS.c.instance_id == instance_id, PROJECTS.c.key == key
     )
-    return (await scalars(site, found))[0]
+    return (await scalars(db, found))[0]
 
 
-async def delete_issues(site: Deployment, issue_ids: list[int]) -> dict[str, int]:
+async def issues_of(db: Database, instance_id: int, key: str) -> list[int]:
+    """The project's issues, in ID order."""
+    of_project = select(ISSUES.c.id).where(
+        ISSUES.c.project_id == await project_id(db, instance_id, key)
+    )
+    return await scalars(db, of_project.order_by(ISSUES.c.id))
+
+
+async def delete_issues(db: Database, issue_ids: list[int]) -> dict[str, int]:
     """Delete issues with their comments and attachments; how many rows of each went."""
-    counts = {
-        "issues": len(issue_ids),
-        "comments": len(
-            await scalars(site, select(COMMENTS.c.id).where(COMMENTS.c.issue_id.in_(issue_ids)))
-        ),
-        "attachments": len(
-            await scalars(
-                site, select(ATTACHMENTS.c.id).where(ATTACHMENTS.c.issue_id.in_(issue_ids))
-            )
-        ),
-    }
+    children = {"comments": COMMENTS, "attachments": ATTACHMENTS}
+    counts = {"issues": len(issue_ids)}
+    for name, table in children.items():
+        found = select(table.c.id).where(table.c.issue_id.in_(issue_ids))
+        counts[name] = len(await scalars(db, found))
     await execute(
-        site,
-        delete(ATTACHMENTS).where(ATTACHMENTS.c.issue_id.in_(issue_ids)),
-        delete(COMMENTS).where(COMMENTS.c.issue_id.in_(issue_ids)),
+        db,
+        *(delete(t).where(t.c.issue_id.in_(issue_ids)) for t in children.values()),
         delete(ISSUES).where(ISSUES.c.id.in_(issue_ids)),
     )
     return counts
-
-
-async def issues_of(site: Deployment, key: str) -> list[int]:
-    of_project = select(ISSUES.c.id).where(ISSUES.c.project_id == await project_id(site, key))
-    return await scalars(site, of_project.order_by(ISSUES.c.id))
 
 
 def written(counts: dict[str, int]) -> dict[str, int]:
@@ -136,16 +133,21 @@ async def test_a_deleted_project_comes_back_into_its_live_site(site: Deployment)
     backup = await latest_backup(site, "acme_jira")
     at_backup = await digest(site, "acme_jira")
     # After the backup: work goes on in ENG, and HR is deleted.
-    eng_issue = (await issues_of(site, "ENG"))[0]
+    eng_issue = (await issues_of(site.runtime.db, jira_id(site), "ENG"))[0]
     await execute(
-        site,
+        site.runtime.db,
         insert(COMMENTS).values(
             instance_id=jira_id(site), issue_id=eng_issue, body="after the backup",
             created_at=datetime.now(UTC),
         ),
     )  # fmt: skip
-    await delete_issues(site, await issues_of(site, "HR"))
-    await execute(site, delete(PROJECTS).where(PROJECTS.c.id == await project_id(site, "HR")))
+    await delete_issues(site.runtime.db, await issues_of(site.runtime.db, jira_id(site), "HR"))
+    await execute(
+        site.runtime.db,
+        delete(PROJECTS).where(
+            PROJECTS.c.id == await project_id(site.runtime.db, jira_id(site), "HR")
+        ),
+    )
     before = await digest(site, "acme_jira")
     assert "HR" not in before["containers"]
     assert before["containers"]["ENG"] != at_backup["containers"]["ENG"]
@@ -165,8 +167,8 @@ async def test_a_deleted_project_comes_back_into_its_live_site(site: Deployment)
 async def test_merge_brings_back_exactly_the_deleted_issues(site: Deployment) -> None:
     backup = await latest_backup(site, "acme_jira")
     live = await digest(site, "acme_jira")
-    ops = await issues_of(site, "OPS")
-    gone = await delete_issues(site, ops[10:110:2])
+    ops = await issues_of(site.runtime.db, jira_id(site), "OPS")
+    gone = await delete_issues(site.runtime.db, ops[10:110:2])
     assert gone["issues"] == 50
     before = await digest(site, "acme_jira")
 
@@ -188,7 +190,10 @@ async def test_rename_restores_beside_the_original_and_skip_changes_nothing(
     backup = await latest_backup(site, "acme_jira")
     before = await digest(site, "acme_jira")
     mkt_keys = await scalars(
-        site, select(ISSUES.c.key).where(ISSUES.c.project_id == await project_id(site, "MKT"))
+        site.runtime.db,
+        select(ISSUES.c.key).where(
+            ISSUES.c.project_id == await project_id(site.runtime.db, jira_id(site), "MKT")
+        ),
     )
 
     renamed = await selective(
@@ -219,7 +224,10 @@ async def test_rename_restores_beside_the_original_and_skip_changes_nothing(
     after = await digest(site, "acme_jira")
     assert {k: v for k, v in after["containers"].items() if k != "MKT2"} == before["containers"]
     copy = await scalars(
-        site, select(ISSUES.c.key).where(ISSUES.c.project_id == await project_id(site, "MKT2"))
+        site.runtime.db,
+        select(ISSUES.c.key).where(
+            ISSUES.c.project_id == await project_id(site.runtime.db, jira_id(site), "MKT2")
+        ),
     )
     assert sorted(copy) == sorted(key.replace("MKT-", "MKT2-") for key in mkt_keys)
     assert renamed["entityCounts"]["issues"] == len(mkt_keys)
@@ -256,7 +264,7 @@ async def test_confluence_merge_puts_missing_pages_under_their_parents(site: Dep
     other = next(p for p in children[None] if p != top and children.get(p))
     doomed = [*subtree, children[other][0], *children.get(children[other][0], [])]
     await execute(
-        site,
+        site.runtime.db,
         delete(PAGE_ATTACHMENTS).where(PAGE_ATTACHMENTS.c.page_id.in_(doomed)),
         delete(PAGE_COMMENTS).where(PAGE_COMMENTS.c.page_id.in_(doomed)),
         delete(PAGES).where(PAGES.c.id.in_(doomed)),
@@ -277,7 +285,7 @@ async def test_canceled_merge_leaves_the_destination_as_it_was(
 ) -> None:
     backup = await latest_backup(site, "acme_jira")
     live = await digest(site, "acme_jira")
-    await delete_issues(site, await issues_of(site, "DATA"))
+    await delete_issues(site.runtime.db, await issues_of(site.runtime.db, jira_id(site), "DATA"))
     before = await digest(site, "acme_jira")
     variables = {
         "input": restore_input(
