@@ -364,6 +364,27 @@ async def test_selection_input_errors_point_at_the_key(site: Deployment) -> None
     for extra, path in cases:
         found = await errors(site, jira, "acme_jira", selection={"projectKeys": ["HR"]}, **extra)
         assert [(code, where) for code, where, _ in found] == [("INVALID_INPUT", path)], extra
+    two = {"projectKeys": ["HR", "OPS"]}
+    cases = [
+        (
+            {"selection": {"projectKeys": ["HR", "OPS", "HR"]}},
+            ["input", "selection", "projectKeys", "2"],  # twice
+        ),
+        (
+            {"selection": two, "conflictPolicy": "RENAME",
+             "keyRenames": [{"from": "HR", "to": "NEW"}, {"from": "OPS", "to": "NEW"}]},
+            ["input", "keyRenames", "1", "to"],  # two projects onto one key
+        ),
+        (
+            {"selection": two, "conflictPolicy": "RENAME",
+             "keyRenames": [{"from": "HR", "to": "OPS"}]},
+            ["input", "keyRenames", "0", "to"],  # onto a selected key that keeps its name
+        ),
+        ({"conflictPolicy": "MERGE"}, ["input", "conflictPolicy"]),  # no selection
+    ]  # fmt: skip
+    for extra, path in cases:
+        found = await errors(site, jira, "acme_jira", **extra)
+        assert [(code, where) for code, where, _ in found] == [("INVALID_INPUT", path)], extra
     exists = await errors(
         site,
         jira,
