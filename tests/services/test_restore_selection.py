@@ -244,7 +244,7 @@ async def test_confluence_merge_puts_missing_pages_under_their_parents(site: Dep
     live = await digest(site, "acme_confluence")
     space = (
         await scalars(
-            site,
+            site.runtime.db,
             select(SPACES.c.id).where(SPACES.c.instance_id == instance_id, SPACES.c.key == "ENG"),
         )
     )[0]
