@@ -157,6 +157,11 @@ class AccessReviewStatus(StrEnum):
     DENIED = "DENIED"
 
 
+class AccessReviewKind(StrEnum):
+    GROUP_ACCESS = "GROUP_ACCESS"  # a restored group's product access
+    MEMBERS = "MEMBERS"  # restored members of a group that already grants product access
+
+
 class JobStatus(StrEnum):
     QUEUED = "QUEUED"
     RUNNING = "RUNNING"
