@@ -7,6 +7,7 @@ point forwards and is fixed up once the member is done).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any, Literal
@@ -50,6 +51,8 @@ class EntitySpec:
     independently of database IDs (for content digests). ``held_by`` names a reference: a
     record whose referenced row pre-existed and grants product access (a membership of such
     a group) is written to ``held_model`` instead, where it waits for an access review.
+    ``transform``, set for one restore (``selection.selected_specs``), gives the record as
+    restored, or None to leave it out with everything that references it.
     """
 
     name: str
@@ -67,6 +70,7 @@ class EntitySpec:
     label: tuple[str, ...] = ()
     held_by: str | None = None
     held_model: Any = None
+    transform: Callable[[dict[str, Any]], dict[str, Any] | None] | None = None
 
     @property
     def table(self) -> Table:

@@ -5,7 +5,7 @@ A restore that adds members to a group which already grants product access holds
 restore, so the unique key of ``access_review`` gains ``restore_id``.
 
 Revision ID: 0005_issue14_member_reviews
-Revises: 0003_issue10_token_expiry
+Revises: 0004_issue14_selective_restore
 Create Date: 2026-12-01 15:50:00
 """
 
@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0005_issue14_member_reviews"
-down_revision = "0003_issue10_token_expiry"
+down_revision = "0004_issue14_selective_restore"
 branch_labels = None
 depends_on = None
 
