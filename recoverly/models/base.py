@@ -160,6 +160,20 @@ class ConflictPolicy(StrEnum):
     MERGE = "MERGE"  # add only what is missing
 
 
+class RestoreItemKind(StrEnum):
+    PROJECT = "PROJECT"
+    SPACE = "SPACE"
+
+
+class RestoreItemAction(StrEnum):
+    """What a restore does with one project or space of the backup."""
+
+    CREATE = "CREATE"
+    SKIP = "SKIP"
+    RENAME = "RENAME"
+    MERGE = "MERGE"
+
+
 class AccessReviewStatus(StrEnum):
     PENDING = "PENDING"
     APPROVED = "APPROVED"
