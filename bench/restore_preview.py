@@ -6,9 +6,9 @@ SQLite database, exports Acme Jira into an archive, deletes ``--missing`` issues
 
 - baseline: ``plan_restore`` of a MERGE of that project into the live site (what
   ``startRestore`` plans before it queues the restore);
-- subject: what ``restorePreview`` computes for it: ``plan_restore(by_container=True)`` plus
-  ``preview_items`` (the diff of the project's issues, comments and attachments against the
-  site's rows).
+- subject: what ``restorePreview`` computes for it: ``plan_restore(by_container=True)`` with
+  an ``ItemsPreview`` observing the archive's records, then its ``finish`` (the diff of the
+  project's issues, comments and attachments against the site's rows).
 
 It prints wall and CPU seconds and the subject/baseline ratios, and checks the diff says
 ``--missing`` only in the backup. Run: ``.venv/bin/python bench/restore_preview.py``.
@@ -43,7 +43,7 @@ from recoverly.models import (  # noqa: E402
 )
 from recoverly.products.archive_reader import ArchiveReader  # noqa: E402
 from recoverly.products.export import export_instance  # noqa: E402
-from recoverly.products.restore_diff import preview_items  # noqa: E402
+from recoverly.products.restore_diff import ItemsPreview  # noqa: E402
 from recoverly.products.restore_plan import RestoreOptions, plan_restore  # noqa: E402
 from recoverly.products.selection import Selection  # noqa: E402
 from recoverly.settings import async_database_url  # noqa: E402
@@ -119,12 +119,17 @@ async def run(db: Database, work: Path, args: argparse.Namespace) -> None:
             with timed() as plan_only:
                 plan = await plan_restore(db, reader, destination_id=site_id, options=options)
             with timed() as previewing:
+                items = ItemsPreview()
+                await items.prepare(db, reader, destination_id=site_id, options=options)
                 full = await plan_restore(
-                    db, reader, destination_id=site_id, options=options, by_container=True
+                    db,
+                    reader,
+                    destination_id=site_id,
+                    options=options,
+                    by_container=True,
+                    observe=items.observe,
                 )
-                [item] = await preview_items(
-                    db, reader, destination_id=site_id, options=options, plan=full
-                )
+                [item] = await items.finish(db, full)
             assert full.entity_counts == plan.entity_counts
             assert item.diff is not None and item.diff.only_in_backup == len(gone), item.diff
             for index, timing in enumerate((plan_only, previewing)):

@@ -9,8 +9,9 @@ destination (and it is not restored under another key), its items are compared: 
 by issue key, Confluence pages by title within the space, each by a content hash over its
 copied fields (a page's parent by title, so a moved page differs), plus a multiset hash of
 its comments and (when the restore includes them) its attachments' metadata and SHA-256.
-Both sides are read a member or a chunk at a time; memory holds one key and one hash per
-compared item. Hashing runs in worker threads.
+The archive's side is taken from the plan's own pass over the archive (``observe``), the
+destination's rows of the compared containers are read a chunk at a time; memory holds one
+key and one hash per compared item. Hashing runs in worker threads.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import json
 from collections.abc import AsyncIterator, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import cached_property
 from typing import Any
 
 from sqlalchemy import Table, select
@@ -57,41 +59,62 @@ class PreviewItem:
     diff: ItemDiff | None  # None: the key does not exist in the destination (or is renamed)
 
 
-async def preview_items(
-    db: Database,
-    reader: ArchiveReader,
-    *,
-    destination_id: int,
-    options: RestoreOptions,
-    plan: RestorePlan,
-) -> list[PreviewItem]:
-    """One item per selected container (every one without a selection), in archive order."""
-    product = str(reader.manifest.product)
-    container = container_spec(product)
-    specs = restore_specs(reader.manifest, options)
-    content = [s.name for s in specs if s.phase != USERS_AND_GROUPS]
-    archived = await asyncio.to_thread(_containers, reader, container)
-    existing = await _destination_keys(db, container.target, destination_id)
-    selection = options.selection
-    by_container = plan.by_container or {}
-    items: list[_Item] = []
-    for source_id, key, name in archived:
-        if selection is not None and key not in selection.keys:
-            continue
-        target = selection.target_key(key) if selection else key
-        action = _action(product, key, target, existing, options)
-        counts: Mapping[str, int] = by_container.get(source_id) or {}
-        item = _Item(source_id, key, name, action, target, {n: counts.get(n, 0) for n in content})
-        if action is not RestoreItemAction.RENAME and key in existing:
-            item.destination_id = existing[key]
-        items.append(item)
-    compared = {i.source_id: i.destination_id for i in items if i.destination_id is not None}
-    diffs = await _diff(db, reader, specs, container, compared) if compared else {}
-    kind = RestoreItemKind.PROJECT if product == ProductKey.JIRA.value else RestoreItemKind.SPACE
-    return [
-        PreviewItem(kind, i.key, i.name, i.action, i.target_key, i.counts, diffs.get(i.source_id))
-        for i in items
-    ]
+class ItemsPreview:
+    """The preview's items of one restore: ``prepare`` (the items and which are compared),
+    then ``plan_restore(by_container=True, observe=preview.observe)`` (the archive's side of
+    the diff is taken from the plan's own pass over the archive), then ``finish``."""
+
+    def __init__(self) -> None:
+        self.items: list[_Item] = []
+        self.shape: _Shape | None = None
+        self.compared: dict[int, int] = {}  # archive source id -> destination id
+        self.backup = _Side()
+        self.kind = RestoreItemKind.PROJECT
+        self._containers: frozenset[int] = frozenset()
+
+    async def prepare(
+        self, db: Database, reader: ArchiveReader, *, destination_id: int, options: RestoreOptions
+    ) -> None:
+        """One item per selected container (every one without a selection), archive order."""
+        product = str(reader.manifest.product)
+        container = container_spec(product)
+        specs = restore_specs(reader.manifest, options)
+        content = [s.name for s in specs if s.phase != USERS_AND_GROUPS]
+        archived = await asyncio.to_thread(_containers, reader, container)
+        existing = await _destination_keys(db, container.target, destination_id)
+        selection = options.selection
+        for source_id, key, name in archived:
+            if selection is not None and key not in selection.keys:
+                continue
+            target = selection.target_key(key) if selection else key
+            action = _action(product, key, target, existing, options)
+            item = _Item(source_id, key, name, action, target, dict.fromkeys(content, 0))
+            if action is not RestoreItemAction.RENAME and key in existing:
+                item.destination_id = self.compared[source_id] = existing[key]
+            self.items.append(item)
+        self.shape = _shape(specs, container) if self.compared else None
+        self._containers = frozenset(self.compared)
+        if product != ProductKey.JIRA.value:
+            self.kind = RestoreItemKind.SPACE
+
+    def observe(self, spec: EntitySpec, record: dict[str, Any]) -> None:
+        """An archive record as the plan reads it (in its worker thread)."""
+        if self.shape is not None:
+            _observe(self.backup, self.shape, self._containers, spec, record)
+
+    async def finish(self, db: Database, plan: RestorePlan) -> list[PreviewItem]:
+        """The items with the plan's counts and, for the compared ones, their diff."""
+        by_container = plan.by_container or {}
+        diffs: dict[int, ItemDiff] = {}
+        if self.compared:
+            diffs = await _diff(db, self.shape, self.backup, self.compared)
+        out = []
+        for i in self.items:
+            counts: Mapping[str, int] = by_container.get(i.source_id) or {}
+            written = {name: counts.get(name, 0) for name in i.counts}
+            diff = diffs.get(i.source_id)
+            out.append(PreviewItem(self.kind, i.key, i.name, i.action, i.target_key, written, diff))
+        return out
 
 
 @dataclass
@@ -185,6 +208,10 @@ class _Shape:
     parent_column: str | None
     leaves: tuple[tuple[EntitySpec, str], ...]  # (spec, the column naming the item)
 
+    @cached_property
+    def leaf_columns(self) -> dict[str, str]:
+        return {spec.name: column for spec, column in self.leaves}
+
 
 def _shape(specs: list[EntitySpec], container: EntitySpec) -> _Shape | None:
     item = next((s for s in specs if container.name in s.references.values()), None)
@@ -206,17 +233,11 @@ def _shape(specs: list[EntitySpec], container: EntitySpec) -> _Shape | None:
 
 
 async def _diff(
-    db: Database,
-    reader: ArchiveReader,
-    specs: list[EntitySpec],
-    container: EntitySpec,
-    compared: dict[int, int],
+    db: Database, shape: _Shape | None, backup: _Side, compared: dict[int, int]
 ) -> dict[int, ItemDiff]:
     """For each compared container (archive source id -> destination id), its ItemDiff."""
-    shape = _shape(specs, container)
     if shape is None:
         return {s: ItemDiff(0, 0, 0, 0) for s in compared}
-    backup = await asyncio.to_thread(_archive_side, reader, shape, set(compared))
     destination = await _destination_side(db, shape, {d: s for s, d in compared.items()})
     ours, theirs = await asyncio.to_thread(
         lambda: (backup.by_container(), destination.by_container())
@@ -235,23 +256,29 @@ async def _diff(
     return diffs
 
 
-def _archive_side(reader: ArchiveReader, shape: _Shape, containers: set[int]) -> _Side:
-    side = _Side()
-    item = shape.item
-    for _, record in reader.iter_records(item.member):
+def _observe(
+    side: _Side,
+    shape: _Shape,
+    containers: frozenset[int],
+    spec: EntitySpec,
+    record: dict[str, Any],
+) -> None:
+    """Take an archive record into the backup's side: an item of a compared container, or a
+    leaf (of such an item: ``add_leaf`` ignores the others)."""
+    if spec.name == shape.item.name:
         container = record.get(shape.container_column)
         if container in containers:
             side.add_item(
                 record["id"],
                 container,
                 _key(record, shape.key_columns),
-                _hash(item, record),
+                _hash(shape.item, record),
                 record.get(shape.parent_column) if shape.parent_column else None,
             )
-    for leaf, column in shape.leaves:
-        for _, record in reader.iter_records(leaf.member):
-            side.add_leaf(record.get(column), _hash(leaf, record))
-    return side
+        return
+    column = shape.leaf_columns.get(spec.name)
+    if column is not None and (item_id := record.get(column)) in side.ids:
+        side.add_leaf(item_id, _hash(spec, record))
 
 
 async def _destination_side(db: Database, shape: _Shape, containers: dict[int, int]) -> _Side:

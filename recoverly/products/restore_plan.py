@@ -380,13 +380,17 @@ async def plan_restore(
     destination_id: int,
     options: RestoreOptions,
     by_container: bool = False,
+    observe: Callable[[EntitySpec, dict[str, Any]], None] | None = None,
 ) -> RestorePlan:
     """Dry-run the restore: read only the members that can change the counts, write nothing.
 
     ``by_container`` also attributes each written content record to its project or space
-    (reading every content member, where the counts alone may come from the manifest)."""
+    (reading every content member, where the counts alone may come from the manifest);
+    ``observe`` then hears each content record too (in the worker thread that reads it), so
+    the preview's diff reads the archive in the same pass."""
     specs = restore_specs(reader.manifest, options)
     planner = _Planner(specs, destination_id=destination_id, by_container=by_container)
+    planner.observe = observe if by_container else None
     for spec in specs:
         await planner.count(db, reader, spec)
     plan = planner.plan
@@ -410,6 +414,7 @@ class _Planner:
         self.reviewed |= {t for s in specs if s.held_by for t in s.references.values()}
         self.names: dict[tuple[str, int], str] = {}
         self.containers = _Containers(specs) if by_container else None
+        self.observe: Callable[[EntitySpec, dict[str, Any]], None] | None = None
         if self.containers is not None:
             self.plan.by_container = self.containers.counts
 
@@ -432,6 +437,8 @@ class _Planner:
         def remember(record: dict[str, Any], outcome: RecordOutcome) -> None:
             if containers is not None:
                 containers.add(spec, record, outcome)
+                if self.observe is not None:
+                    self.observe(spec, record)
             if spec.name in self.reviewed:
                 self.names[spec.name, record["id"]] = str(record.get(spec.label[0]))
             if outcome is RecordOutcome.HELD:

@@ -31,7 +31,7 @@ from recoverly.observability.incidents import cite, report
 from recoverly.observability.logs import get_logger
 from recoverly.products.archive import ArchiveError
 from recoverly.products.archive_reader import ArchiveReader
-from recoverly.products.restore_diff import PreviewItem, preview_items
+from recoverly.products.restore_diff import ItemsPreview, PreviewItem
 from recoverly.products.restore_engine import RestoreOptions, RestorePlan, plan_restore
 from recoverly.products.restore_plan import destination_is_empty
 from recoverly.products.selection import Selection, archive_containers, destination_containers
@@ -209,21 +209,26 @@ async def _plan(
     checked: Checked,
     request: RestoreRequest,
     *,
-    by_container: bool = False,
+    items: ItemsPreview | None = None,
 ) -> tuple[RestoreOptions, RestorePlan]:
     """The request's options (its selection checked) and the plan of a restore with them
-    (``by_container``: with its counts per project or space, for the preview's items)."""
+    (with ``items``: its counts per project or space, and the preview's items prepared)."""
     assert checked.destination.id is not None
     if request.selection.given:
         checked.in_archive = await asyncio.to_thread(archive_containers, reader)
     async with runtime.db.session() as session:
         options = await check_selection(session, checked, request)
+    if items is not None:
+        await items.prepare(
+            runtime.db, reader, destination_id=checked.destination.id, options=options
+        )
     plan = await plan_restore(
         runtime.db,
         reader,
         destination_id=checked.destination.id,
         options=options,
-        by_container=by_container,
+        by_container=items is not None,
+        observe=items.observe if items is not None else None,
     )
     return options, plan
 
@@ -357,21 +362,15 @@ async def preview_restore(runtime: Runtime, scope: Scope, request: RestoreReques
             preview.errors.append(error)
     try:
         async with _archive(runtime, checked) as reader:
-            options, plan = await _plan(runtime, reader, checked, request, by_container=True)
+            items = ItemsPreview()
+            options, plan = await _plan(runtime, reader, checked, request, items=items)
             preview.options, preview.plan = options, plan
             preview.destination_empty = empty
             if plan.groups_with_access:
                 members = await asyncio.to_thread(archived_group_members, reader)
                 preview.billing = await _billing_impact(runtime, checked.destination, plan, members)
             preview.held = await _held_impact(runtime, checked.destination, plan)
-            assert checked.destination.id is not None
-            preview.items = await preview_items(
-                runtime.db,
-                reader,
-                destination_id=checked.destination.id,
-                options=options,
-                plan=plan,
-            )
+            preview.items = await items.finish(runtime.db, plan)
     except ServiceError as error:
         preview.errors.append(error)
     return preview
