@@ -12,6 +12,10 @@ from sqlmodel import col, select
 from recoverly.models import (
     AccessReview,
     AccessReviewKind,
+    ConfluenceAttachment,
+    ConfluenceComment,
+    ConfluencePage,
+    ConfluenceSpace,
     GroupMembership,
     GroupProductAccess,
     HeldMembership,
@@ -344,3 +348,55 @@ async def test_restored_members_of_a_billable_group_wait_for_review(site: Deploy
     assert await members(site, granting["writers"]) == writers_before
     assert await billable(site, "CONFLUENCE") == before
     assert AccessReviewKind.MEMBERS not in kinds
+
+
+async def test_confluence_merge_preview_compares_pages_by_title_and_place(
+    site: Deployment,
+) -> None:
+    """Pages deleted from a live space are only in the backup; a page moved under another
+    parent differs; the restore then writes what the preview counted."""
+    instance = site.demo.instances["acme_confluence"]
+    async with site.runtime.db.session() as session:
+        space = (
+            await session.exec(
+                select(ConfluenceSpace.id).where(
+                    col(ConfluenceSpace.instance_id) == instance, col(ConfluenceSpace.key) == "ENG"
+                )
+            )
+        ).one()
+        pages = (
+            await session.exec(
+                select(ConfluencePage.id, ConfluencePage.parent_id)
+                .where(col(ConfluencePage.space_id) == space)
+                .order_by(col(ConfluencePage.id))
+            )
+        ).all()
+    parents = {parent for _, parent in pages if parent is not None}
+    leaves = [page for page, parent in pages if page not in parents and parent is not None]
+    gone, moved = leaves[:5], leaves[5]
+    async with site.runtime.db.transaction() as session:
+        for model in (ConfluenceComment, ConfluenceAttachment):
+            await session.exec(delete(model).where(col(model.page_id).in_(gone)))
+        await session.exec(delete(ConfluencePage).where(col(ConfluencePage.id).in_(gone)))
+        await session.exec(
+            update(ConfluencePage).where(col(ConfluencePage.id) == moved).values(parent_id=None)
+        )
+    backup = await latest_backup(site, "acme_confluence")
+    selection = {"selection": {"spaceKeys": ["ENG"]}, "conflictPolicy": "MERGE"}
+    result = await preview(site, backup, "acme_confluence", **selection)
+    [item] = result["items"]
+    assert (item["kind"], item["action"]) == ("SPACE", "MERGE")
+    assert item["diff"] == {
+        "onlyInBackup": 5,
+        "identical": len(pages) - 6,
+        "different": 1,
+        "onlyInDestination": 0,
+    }
+    assert item["entityCounts"]["pages"] == 5
+    assert_items_add_up(result)
+    started = await start(site, backup, "acme_confluence", **selection)
+    assert started["errors"] == []
+    events = await follow(site, started["restore"]["id"])
+    assert events[-1]["status"] == "COMPLETED"
+    node = await wait_restore(site, started["restore"]["id"])
+    assert {k: v for k, v in node["entityCounts"].items() if k in CONTENT} == item["entityCounts"]
