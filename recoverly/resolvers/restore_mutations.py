@@ -15,7 +15,7 @@ from recoverly.services.errors import ServiceError
 from recoverly.services.restore_selection import SelectionRequest
 
 
-class SelectionInput(Protocol):
+class SelectionFields(Protocol):
     @property
     def project_keys(self) -> Sequence[str] | None: ...
 
@@ -23,7 +23,7 @@ class SelectionInput(Protocol):
     def space_keys(self) -> Sequence[str] | None: ...
 
 
-class KeyRenameInput(Protocol):
+class RenameFields(Protocol):
     @property
     def from_(self) -> str: ...
 
@@ -47,13 +47,13 @@ class RestoreInput(Protocol):
     def include_users_and_groups(self) -> bool: ...
 
     @property
-    def selection(self) -> SelectionInput | None: ...
+    def selection(self) -> SelectionFields | None: ...
 
     @property
     def conflict_policy(self) -> ConflictPolicy: ...
 
     @property
-    def key_renames(self) -> Sequence[KeyRenameInput] | None: ...
+    def key_renames(self) -> Sequence[RenameFields] | None: ...
 
 
 def to_request(input: RestoreInput) -> restores.RestoreRequest:

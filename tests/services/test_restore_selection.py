@@ -22,6 +22,7 @@ from recoverly.models import (
     table_of,
 )
 from recoverly.resolvers.global_ids import to_global_id
+from recoverly.services.restore_job import RestoreRowStore
 from tests.conftest import Deployment
 from tests.services.test_restores import (
     FINAL,
@@ -244,7 +245,7 @@ async def test_confluence_merge_puts_missing_pages_under_their_parents(site: Dep
     live = await digest(site, "acme_confluence")
     space = (
         await scalars(
-            site,
+            site.runtime.db,
             select(SPACES.c.id).where(SPACES.c.instance_id == instance_id, SPACES.c.key == "ENG"),
         )
     )[0]
@@ -312,6 +313,38 @@ async def test_canceled_merge_leaves_the_destination_as_it_was(
 
     monkeypatch.undo()
     await selective(site, backup, "acme_jira", {"projectKeys": ["DATA"]}, conflictPolicy="MERGE")
+    assert await digest(site, "acme_jira") == live
+
+
+async def test_failed_merge_removes_exactly_what_it_wrote(
+    site: Deployment, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    backup = await latest_backup(site, "acme_jira")
+    live = await digest(site, "acme_jira")
+    await delete_issues(
+        site.runtime.db, (await issues_of(site.runtime.db, jira_id(site), "WEB"))[::3]
+    )
+    before = await digest(site, "acme_jira")
+    report = RestoreRowStore.report_progress
+
+    async def failing(store: RestoreRowStore, phase: str, items_done: int) -> None:
+        await report(store, phase, items_done)
+        if items_done > 0:
+            raise RuntimeError("the disk is full")
+
+    monkeypatch.setattr(RestoreRowStore, "report_progress", failing)
+    variables = {
+        "input": restore_input(
+            site, backup, "acme_jira", selection={"projectKeys": ["WEB"]}, conflictPolicy="MERGE"
+        )
+    }
+    started = (await site.gql(START, variables))["startRestore"]
+    node = await restore_node(site, started["restore"]["id"])
+    assert node["status"] == "FAILED"
+    assert node["progress"]["itemsDone"] > 0, "it failed after writing rows"
+    assert await digest(site, "acme_jira") == before
+    monkeypatch.undo()
+    await selective(site, backup, "acme_jira", {"projectKeys": ["WEB"]}, conflictPolicy="MERGE")
     assert await digest(site, "acme_jira") == live
 
 
