@@ -143,8 +143,16 @@ class RestorePreviewPayload:
         default_factory=list,
         description="One per selected project or space (every one for a full-site restore).",
     )
-    users: RestorePreviewDirectory | None = None
-    groups: RestorePreviewDirectory | None = None
+    users: RestorePreviewDirectory | None = strawberry.field(
+        default=None,
+        description="Users the restore creates or maps to existing ones (by account ID); "
+        "null when it leaves users and groups out.",
+    )
+    groups: RestorePreviewDirectory | None = strawberry.field(
+        default=None,
+        description="Groups the restore creates or maps to existing ones (by name); null "
+        "when it leaves users and groups out.",
+    )
 
 
 async def restore_preview(
