@@ -19,6 +19,7 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from recoverly.models import (
+    FINAL_RESTORE_STATUSES,
     AccessReview,
     AccessReviewKind,
     AccessReviewStatus,
@@ -27,6 +28,7 @@ from recoverly.models import (
     HeldMembership,
     ProductInstance,
     ProductKey,
+    Restore,
     SiteGroup,
     SiteUser,
 )
@@ -189,6 +191,8 @@ async def decide_reviews(
         reviews = list((await session.exec(statement)).all())
         if len(reviews) != len(set(review_ids)):
             raise not_found("access review", field=["input", "reviewIds"])
+        if approve:
+            await _check_restores_finished(session, reviews)
         before = await _billing_counts(session, reviews)
         changed = [r for r in reviews if r.status != wanted]
         for review in changed:
@@ -196,6 +200,23 @@ async def decide_reviews(
         after = await _billing_counts(session, reviews)
         _audit_decision(session, scope, reviews, changed, wanted, before, after)
     return reviews
+
+
+async def _check_restores_finished(session: AsyncSession, reviews: Sequence[AccessReview]) -> None:
+    """A ``MEMBERS`` review is approved once its restore has finished: until then the restore
+    may still hold members of the group behind it (denying needs no wait)."""
+    restore_ids = {r.restore_id for r in reviews if r.kind == AccessReviewKind.MEMBERS}
+    if not restore_ids:
+        return
+    statement = select(Restore.id).where(
+        col(Restore.id).in_(restore_ids), col(Restore.status).not_in(FINAL_RESTORE_STATUSES)
+    )
+    if (await session.exec(statement)).first() is not None:
+        raise ServiceError(
+            ErrorCode.INVALID_INPUT,
+            "restored members can be approved once their restore has finished",
+            field=["input", "reviewIds"],
+        )
 
 
 async def _apply(

@@ -23,6 +23,8 @@ from recoverly.models import (
     JiraComment,
     JiraIssue,
     JiraProject,
+    Restore,
+    RestoreStatus,
     SiteGroup,
     SiteUser,
 )
@@ -316,6 +318,14 @@ async def test_restored_members_of_a_billable_group_wait_for_review(site: Deploy
     assert await billable(site, "CONFLUENCE") == before
     assert await members(site, granting["writers"]) == writers_before
 
+    # Held members are approved once their restore has finished (it may still hold more).
+    row = decode_id(restore_id, "Restore")
+    for status in (RestoreStatus.IN_PROGRESS, RestoreStatus.COMPLETED):
+        async with site.runtime.db.transaction() as session:
+            await session.exec(update(Restore).where(col(Restore.id) == row).values(status=status))
+        if status == RestoreStatus.IN_PROGRESS:
+            early = await site.gql(APPROVE, {"ids": [reviews["writers"]["id"]]})
+            assert [e["code"] for e in early["approveGroupAccess"]["errors"]] == ["INVALID_INPUT"]
     approved = await site.gql(APPROVE, {"ids": [reviews["writers"]["id"]]})
     assert approved["approveGroupAccess"]["errors"] == []
     assert len(await members(site, granting["writers"]) - writers_before) == 3
