@@ -6,9 +6,9 @@ SQLite database, exports Acme Jira into an archive, deletes ``--missing`` issues
 
 - baseline: ``plan_restore`` of a MERGE of that project into the live site (what
   ``startRestore`` plans before it queues the restore);
-- subject: what ``restorePreview`` computes for it: ``plan_restore(by_container=True)`` with
-  an ``ItemsPreview`` observing the archive's records, then its ``finish`` (the diff of the
-  project's issues, comments and attachments against the site's rows).
+- subject: what ``restorePreview`` computes for it, ``plan_with_items``: the same plan with
+  ``by_container=True`` and an ``ItemsPreview`` observing its pass over the archive, then the
+  diff of the project's issues, comments and attachments against the site's rows.
 
 ``--full-site`` times a full-site preview into the empty sandbox instead (every project an
 item, none compared: the cost of attributing records to projects). It prints wall and CPU
@@ -45,7 +45,7 @@ from recoverly.models import (  # noqa: E402
 )
 from recoverly.products.archive_reader import ArchiveReader  # noqa: E402
 from recoverly.products.export import export_instance  # noqa: E402
-from recoverly.products.restore_diff import ItemsPreview  # noqa: E402
+from recoverly.products.restore_diff import plan_with_items  # noqa: E402
 from recoverly.products.restore_plan import RestoreOptions, plan_restore  # noqa: E402
 from recoverly.products.selection import Selection  # noqa: E402
 from recoverly.settings import async_database_url  # noqa: E402
@@ -125,17 +125,9 @@ async def run(db: Database, work: Path, args: argparse.Namespace) -> None:
             with timed() as plan_only:
                 plan = await plan_restore(db, reader, destination_id=site_id, options=options)
             with timed() as previewing:
-                items = ItemsPreview()
-                await items.prepare(db, reader, destination_id=site_id, options=options)
-                full = await plan_restore(
-                    db,
-                    reader,
-                    destination_id=site_id,
-                    options=options,
-                    by_container=True,
-                    observe=items.observe,
+                full, [item, *_] = await plan_with_items(
+                    db, reader, destination_id=site_id, options=options
                 )
-                [item, *_] = await items.finish(db, full)
             assert full.entity_counts == plan.entity_counts
             if not args.full_site:
                 assert item.diff is not None and item.diff.only_in_backup == len(gone), item.diff

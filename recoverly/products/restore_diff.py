@@ -31,7 +31,12 @@ from recoverly.database import Database
 from recoverly.models import ProductKey, RestoreItemAction, RestoreItemKind
 from recoverly.products.archive_reader import ArchiveReader
 from recoverly.products.entities import USERS_AND_GROUPS, EntitySpec
-from recoverly.products.restore_plan import RestoreOptions, RestorePlan, restore_specs
+from recoverly.products.restore_plan import (
+    RestoreOptions,
+    RestorePlan,
+    plan_restore,
+    restore_specs,
+)
 from recoverly.products.selection import container_spec
 
 CHUNK_SIZE = 2000
@@ -57,6 +62,24 @@ class PreviewItem:
     target_key: str
     entity_counts: dict[str, int]  # records the restore writes for it, per content entity
     diff: ItemDiff | None  # None: the key does not exist in the destination (or is renamed)
+
+
+async def plan_with_items(
+    db: Database, reader: ArchiveReader, *, destination_id: int, options: RestoreOptions
+) -> tuple[RestorePlan, list[PreviewItem]]:
+    """``plan_restore`` with the preview's items: counts per project or space, and the diff
+    of those the destination already has (the archive is read once, by the plan)."""
+    items = ItemsPreview()
+    await items.prepare(db, reader, destination_id=destination_id, options=options)
+    plan = await plan_restore(
+        db,
+        reader,
+        destination_id=destination_id,
+        options=options,
+        by_container=True,
+        observe=items.observe,
+    )
+    return plan, await items.finish(db, plan)
 
 
 class ItemsPreview:

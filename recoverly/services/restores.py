@@ -31,7 +31,7 @@ from recoverly.observability.incidents import cite, report
 from recoverly.observability.logs import get_logger
 from recoverly.products.archive import ArchiveError
 from recoverly.products.archive_reader import ArchiveReader
-from recoverly.products.restore_diff import ItemsPreview, PreviewItem
+from recoverly.products.restore_diff import PreviewItem, plan_with_items
 from recoverly.products.restore_engine import RestoreOptions, RestorePlan, plan_restore
 from recoverly.products.restore_plan import destination_is_empty
 from recoverly.products.selection import Selection, archive_containers, destination_containers
@@ -203,34 +203,14 @@ async def check_selection(
     return replace(request.options, selection=selection)
 
 
-async def _plan(
-    runtime: Runtime,
-    reader: ArchiveReader,
-    checked: Checked,
-    request: RestoreRequest,
-    *,
-    items: ItemsPreview | None = None,
-) -> tuple[RestoreOptions, RestorePlan]:
-    """The request's options (its selection checked) and the plan of a restore with them
-    (with ``items``: its counts per project or space, and the preview's items prepared)."""
-    assert checked.destination.id is not None
+async def _checked_options(
+    runtime: Runtime, reader: ArchiveReader, checked: Checked, request: RestoreRequest
+) -> RestoreOptions:
+    """The request's options, its selection checked against the archive and destination."""
     if request.selection.given:
         checked.in_archive = await asyncio.to_thread(archive_containers, reader)
     async with runtime.db.session() as session:
-        options = await check_selection(session, checked, request)
-    if items is not None:
-        await items.prepare(
-            runtime.db, reader, destination_id=checked.destination.id, options=options
-        )
-    plan = await plan_restore(
-        runtime.db,
-        reader,
-        destination_id=checked.destination.id,
-        options=options,
-        by_container=items is not None,
-        observe=items.observe if items is not None else None,
-    )
-    return options, plan
+        return await check_selection(session, checked, request)
 
 
 def _selection_json(selection: Selection | None) -> dict[str, object] | None:
@@ -255,7 +235,10 @@ async def start_restore(runtime: Runtime, scope: Scope, request: RestoreRequest)
             checked.destination, request, empty=await is_empty(session, checked.destination)
         )
     async with _archive(runtime, checked) as reader:
-        options, plan = await _plan(runtime, reader, checked, request)
+        options = await _checked_options(runtime, reader, checked, request)
+        plan = await plan_restore(
+            runtime.db, reader, destination_id=request.destination_id, options=options
+        )
     in_archive = checked.in_archive
     async with runtime.db.transaction() as session:
         checked = await check_request(runtime, session, scope, request)
@@ -362,15 +345,16 @@ async def preview_restore(runtime: Runtime, scope: Scope, request: RestoreReques
             preview.errors.append(error)
     try:
         async with _archive(runtime, checked) as reader:
-            items = ItemsPreview()
-            options, plan = await _plan(runtime, reader, checked, request, items=items)
+            options = await _checked_options(runtime, reader, checked, request)
+            plan, preview.items = await plan_with_items(
+                runtime.db, reader, destination_id=request.destination_id, options=options
+            )
             preview.options, preview.plan = options, plan
             preview.destination_empty = empty
             if plan.groups_with_access:
                 members = await asyncio.to_thread(archived_group_members, reader)
                 preview.billing = await _billing_impact(runtime, checked.destination, plan, members)
             preview.held = await _held_impact(runtime, checked.destination, plan)
-            preview.items = await items.finish(runtime.db, plan)
     except ServiceError as error:
         preview.errors.append(error)
     return preview
