@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -31,14 +31,21 @@ from recoverly.observability.incidents import cite, report
 from recoverly.observability.logs import get_logger
 from recoverly.products.archive import ArchiveError
 from recoverly.products.archive_reader import ArchiveReader
+from recoverly.products.restore_diff import PreviewItem, plan_with_items
 from recoverly.products.restore_engine import RestoreOptions, RestorePlan, plan_restore
 from recoverly.products.restore_plan import destination_is_empty
+from recoverly.products.selection import Selection, archive_containers, destination_containers
 from recoverly.services import audit, operations
 from recoverly.services.access import billable_accounts
 from recoverly.services.archives import local_archive
 from recoverly.services.errors import ErrorCode, ServiceError, not_found
 from recoverly.services.locations import Availability, availability
 from recoverly.services.progress import progress_event, restore_topic
+from recoverly.services.restore_selection import (
+    SelectionRequest,
+    check_selection_input,
+    selection_for,
+)
 from recoverly.services.retention import check_copies
 from recoverly.services.runtime import Runtime
 from recoverly.services.scoping import Scope
@@ -53,7 +60,8 @@ log = get_logger(__name__)
 class RestoreRequest:
     backup_id: int
     destination_id: int
-    options: RestoreOptions = field(default_factory=RestoreOptions)
+    options: RestoreOptions = field(default_factory=RestoreOptions)  # its selection: None
+    selection: SelectionRequest = field(default_factory=SelectionRequest)
 
 
 @dataclass
@@ -63,6 +71,7 @@ class Checked:
     backup: Backup
     destination: ProductInstance
     copy: BackupCopy
+    in_archive: dict[str, str] | None = None  # the archive's projects or spaces (key -> name)
 
 
 @dataclass
@@ -72,7 +81,11 @@ class Preview:
     backup: Backup | None = None
     destination: ProductInstance | None = None
     destination_empty: bool | None = None  # known with the plan
+    options: RestoreOptions | None = None  # what was planned, the selection checked
     billing: dict[tuple[str, str], int] = field(default_factory=dict)
+    items: list[PreviewItem] = field(default_factory=list)  # per project or space
+    # For each group whose restored members wait for review: members held, billable added.
+    held: dict[str, tuple[int, int]] = field(default_factory=dict)
 
 
 async def check_request(
@@ -98,6 +111,7 @@ async def check_request(
             f"{backup.product.title()} site",
             field=DESTINATION_FIELD,
         )
+    check_selection_input(request.selection, product=backup.product)
     found = await copy_to_read(runtime, session, backup)
     if found.copy is None:
         raise ServiceError(
@@ -122,9 +136,12 @@ async def is_empty(session: AsyncSession, destination: ProductInstance) -> bool:
     return await destination_is_empty(await session.connection(), destination)
 
 
-def check_destination_free(destination: ProductInstance, *, empty: bool) -> None:
-    """A Jira destination must be empty (Confluence ones need not be)."""
-    if destination.product == ProductKey.JIRA and not empty:
+def check_destination_free(
+    destination: ProductInstance, request: RestoreRequest, *, empty: bool
+) -> None:
+    """A full-site Jira restore needs an empty destination (Confluence ones do not; a
+    selective restore may go into a live site)."""
+    if destination.product == ProductKey.JIRA and not empty and not request.selection.given:
         raise ServiceError(
             ErrorCode.DESTINATION_NOT_EMPTY,
             f"the Jira site {destination.name} already holds projects: a Jira backup can "
@@ -164,13 +181,40 @@ async def _archive(runtime: Runtime, checked: Checked) -> AsyncIterator[ArchiveR
         ) from None
 
 
-async def _plan(
-    runtime: Runtime, reader: ArchiveReader, checked: Checked, request: RestoreRequest
-) -> RestorePlan:
-    assert checked.destination.id is not None
-    return await plan_restore(
-        runtime.db, reader, destination_id=checked.destination.id, options=request.options
+async def check_selection(
+    session: AsyncSession, checked: Checked, request: RestoreRequest
+) -> RestoreOptions:
+    """The request's options with its selection checked against the archive's keys
+    (``checked.in_archive``) and the destination's now."""
+    if not request.selection.given:
+        return request.options
+    assert checked.in_archive is not None and checked.destination.id is not None
+    in_destination = await destination_containers(
+        await session.connection(),
+        product=checked.destination.product,
+        destination_id=checked.destination.id,
     )
+    selection = selection_for(
+        request.selection,
+        product=checked.backup.product,
+        in_archive=checked.in_archive,
+        in_destination=in_destination,
+    )
+    return replace(request.options, selection=selection)
+
+
+async def _checked_options(
+    runtime: Runtime, reader: ArchiveReader, checked: Checked, request: RestoreRequest
+) -> RestoreOptions:
+    """The request's options, its selection checked against the archive and destination."""
+    if request.selection.given:
+        checked.in_archive = await asyncio.to_thread(archive_containers, reader)
+    async with runtime.db.session() as session:
+        return await check_selection(session, checked, request)
+
+
+def _selection_json(selection: Selection | None) -> dict[str, object] | None:
+    return None if selection is None else selection.to_json()
 
 
 async def start_restore(runtime: Runtime, scope: Scope, request: RestoreRequest) -> Restore:
@@ -188,19 +232,26 @@ async def start_restore(runtime: Runtime, scope: Scope, request: RestoreRequest)
         if await operations.is_busy(session, instance_id=request.destination_id):
             raise operations.busy_error(DESTINATION_FIELD)
         check_destination_free(
-            checked.destination, empty=await is_empty(session, checked.destination)
+            checked.destination, request, empty=await is_empty(session, checked.destination)
         )
     async with _archive(runtime, checked) as reader:
-        plan = await _plan(runtime, reader, checked, request)
-    options = request.options
+        options = await _checked_options(runtime, reader, checked, request)
+        plan = await plan_restore(
+            runtime.db, reader, destination_id=request.destination_id, options=options
+        )
+    in_archive = checked.in_archive
     async with runtime.db.transaction() as session:
         checked = await check_request(runtime, session, scope, request)
+        checked.in_archive = in_archive
+        options = await check_selection(session, checked, request)
         restore = Restore(
             organization_id=checked.destination.organization_id,
             backup_id=request.backup_id,
             destination_id=request.destination_id,
             include_attachments=options.include_attachments,
             include_users_and_groups=options.include_users_and_groups,
+            selection=_selection_json(options.selection),
+            conflict_policy=request.selection.policy,
             started_by_id=scope.admin_id,
             created_at=runtime.now(),
             items_total=plan.items_total,
@@ -218,7 +269,7 @@ async def start_restore(runtime: Runtime, scope: Scope, request: RestoreRequest)
             field=DESTINATION_FIELD,
         )
         check_destination_free(
-            checked.destination, empty=await is_empty(session, checked.destination)
+            checked.destination, request, empty=await is_empty(session, checked.destination)
         )
         await runtime.runner.enqueue(RESTORE_JOB, {"restore_id": restore.id}, session=session)
         audit.record(
@@ -233,6 +284,8 @@ async def start_restore(runtime: Runtime, scope: Scope, request: RestoreRequest)
                 "destination_id": request.destination_id,
                 "include_attachments": options.include_attachments,
                 "include_users_and_groups": options.include_users_and_groups,
+                "selection": _selection_json(options.selection),
+                "conflict_policy": request.selection.policy.value,
             },
         )
     log.info(
@@ -287,18 +340,21 @@ async def preview_restore(runtime: Runtime, scope: Scope, request: RestoreReques
             preview.errors.append(operations.busy_error(DESTINATION_FIELD))
         empty = await is_empty(session, checked.destination)
         try:
-            check_destination_free(checked.destination, empty=empty)
+            check_destination_free(checked.destination, request, empty=empty)
         except ServiceError as error:
             preview.errors.append(error)
     try:
         async with _archive(runtime, checked) as reader:
-            preview.plan = await _plan(runtime, reader, checked, request)
+            options = await _checked_options(runtime, reader, checked, request)
+            plan, preview.items = await plan_with_items(
+                runtime.db, reader, destination_id=request.destination_id, options=options
+            )
+            preview.options, preview.plan = options, plan
             preview.destination_empty = empty
-            if preview.plan.groups_with_access:
+            if plan.groups_with_access:
                 members = await asyncio.to_thread(archived_group_members, reader)
-                preview.billing = await _billing_impact(
-                    runtime, checked.destination, preview.plan, members
-                )
+                preview.billing = await _billing_impact(runtime, checked.destination, plan, members)
+            preview.held = await _held_impact(runtime, checked.destination, plan)
     except ServiceError as error:
         preview.errors.append(error)
     return preview
@@ -326,6 +382,23 @@ def archived_group_members(reader: ArchiveReader) -> dict[str, set[str]]:
     for record in reader.records("directory/group_memberships.jsonl"):
         members[names[record["group_id"]]].add(accounts[record["user_id"]])
     return members
+
+
+async def _held_impact(
+    runtime: Runtime, destination: ProductInstance, plan: RestorePlan
+) -> dict[str, tuple[int, int]]:
+    """For each group whose restored members would wait for review (a ``MEMBERS`` review for
+    the site's product): members held, and users approving it alone would make billable."""
+    if not plan.held_members:
+        return {}
+    async with runtime.db.session() as session:
+        billable = await billable_accounts(
+            session, organization_id=destination.organization_id, product=destination.product
+        )
+    return {
+        group: (len(accounts), len(accounts - billable))
+        for group, accounts in sorted(plan.held_members.items())
+    }
 
 
 async def _billing_impact(
