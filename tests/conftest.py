@@ -104,11 +104,11 @@ async def make_database_url(backend: str, tmp_path: Path) -> tuple[str, Postgres
 
 @asynccontextmanager
 async def empty_database(backend: str, tmp_path: Path) -> AsyncIterator[Database]:
-    """A migrated database with no rows, dropped (PostgreSQL) afterwards."""
-    url, pg = await make_database_url(backend, tmp_path)
+    """A migrated database with no rows (a copy of this process's migrated template),
+    dropped (PostgreSQL) afterwards."""
+    url, pg = await TEMPLATES.clone_empty(backend, tmp_path)
     db = Database(async_database_url(url))
     try:
-        await db.migrate()
         yield db
     finally:
         await db.dispose()
@@ -128,11 +128,12 @@ def backend(request: pytest.FixtureRequest) -> str:
 @dataclass
 class SeededTemplate:
     """A data directory and database with the demo (and its backups), seeded once per test
-    process, backend and scale; deployments start from copies of it."""
+    process, backend and scale; deployments start from copies of it. Scale 0: migrated, no
+    rows (``empty_database``)."""
 
     data_dir: Path
     database_url: str
-    demo: DemoInfo
+    demo: DemoInfo | None
     pg: PostgresDatabase | None
 
 
@@ -162,12 +163,14 @@ class Templates:
         data_dir.mkdir(parents=True)
         database_url, pg = await make_database_url(backend, data_dir)
         runtime = build_runtime(make_settings(data_dir, database_url), with_scheduler=False)
+        demo = None
         try:
             await runtime.db.migrate()
-            demo = await seed_demo(
-                runtime.db, scale=scale, demo_token=DEMO_TOKEN, other_token=OTHER_TOKEN
-            )
-            if backups:
+            if scale > 0:
+                demo = await seed_demo(
+                    runtime.db, scale=scale, demo_token=DEMO_TOKEN, other_token=OTHER_TOKEN
+                )
+            if demo is not None and backups:
                 await seed_demo_backups(runtime, demo)
         finally:
             await runtime.db.dispose()  # SQLite: checkpoints the WAL into the file
@@ -179,15 +182,26 @@ class Templates:
         """A copy of the template in ``data_dir``: its database URL, its PostgreSQL database
         (to drop afterwards) and the demo's IDs."""
         template = await self.get(backend, scale=scale, backups=backups)
-        await asyncio.to_thread(shutil.copytree, template.data_dir, data_dir, dirs_exist_ok=True)
-        pg = None
-        database_url = f"sqlite:///{data_dir / 'recoverly.db'}"
-        if template.pg is not None:
-            pg = PostgresDatabase(template.pg.server_url, f"recoverly_test_{uuid.uuid4().hex[:12]}")
-            await pg._admin(f'CREATE DATABASE "{pg.name}" TEMPLATE "{template.pg.name}"')
-            database_url = pg.url
+        assert template.demo is not None
+        database_url, pg = await self._copy(template, data_dir)
         await _move_local_buckets(database_url, template.data_dir, data_dir)
         return database_url, pg, template.demo
+
+    async def clone_empty(
+        self, backend: str, data_dir: Path
+    ) -> tuple[str, PostgresDatabase | None]:
+        """A copy of the migrated database without rows: its URL and PostgreSQL database."""
+        return await self._copy(await self.get(backend, scale=0, backups=False), data_dir)
+
+    async def _copy(
+        self, template: SeededTemplate, data_dir: Path
+    ) -> tuple[str, PostgresDatabase | None]:
+        await asyncio.to_thread(shutil.copytree, template.data_dir, data_dir, dirs_exist_ok=True)
+        if template.pg is None:
+            return f"sqlite:///{data_dir / 'recoverly.db'}", None
+        pg = PostgresDatabase(template.pg.server_url, f"recoverly_test_{uuid.uuid4().hex[:12]}")
+        await pg._admin(f'CREATE DATABASE "{pg.name}" TEMPLATE "{template.pg.name}"')
+        return pg.url, pg
 
     async def drop(self) -> None:
         for template in self._made.values():
