@@ -9,8 +9,7 @@ from typing import Any
 
 import strawberry
 from graphql import ASTValidationRule, GraphQLEnumType, GraphQLError, GraphQLObjectType
-from graphql.validation import NoSchemaIntrospectionCustomRule
-from graphql.validation import specified_rules
+from graphql.validation import NoSchemaIntrospectionCustomRule, specified_rules
 from strawberry.extensions import ParserCache, SchemaExtension
 from strawberry.extensions.max_aliases import create_validator as aliases_validator
 from strawberry.extensions.query_depth_limiter import create_validator as depth_validator
