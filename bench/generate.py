@@ -79,13 +79,14 @@ class GeneratedSite:
         return sum(self.counts.values())
 
 
-def plan_counts(entities: int) -> dict[str, int]:
-    """How many rows of each entity make exactly ``entities`` in total."""
+def plan_counts(entities: int, *, projects: int | None = None) -> dict[str, int]:
+    """How many rows of each entity make exactly ``entities`` in total (``projects``: one
+    per 10,000 entities unless given)."""
     if entities < 100:
         raise ValueError("generate at least 100 entities")
     groups, access = len(GROUP_NAMES), GROUPS_WITH_ACCESS
     attachments = max(1, min(MAX_ATTACHMENTS, entities // 2000))
-    projects = max(1, entities // 10_000)
+    projects = projects or max(1, entities // 10_000)
     issues = round(entities * 0.40)
     comments = round(entities * 0.55)
     rest = entities - (groups + access + attachments + projects + issues + comments)
@@ -136,10 +137,11 @@ async def generate_jira(
     entities: int,
     organization_id: int | None = None,
     seed: str = "recoverly-bench",
+    projects: int | None = None,
 ) -> GeneratedSite:
     """A new Jira instance holding exactly ``entities`` entity rows."""
     started = time.perf_counter()
-    counts = plan_counts(entities)
+    counts = plan_counts(entities, projects=projects)
     if organization_id is None:
         organization_id = await create_organization(db)
     instance = await create_instance(db, organization_id, name=f"Bench Jira ({entities})")

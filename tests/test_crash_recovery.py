@@ -36,6 +36,7 @@ from recoverly.settings import async_database_url
 from recoverly.storage import LocalBlobStore
 from tests.conftest import DEMO_TOKEN, TEMPLATES, make_settings
 from tests.processes import ServerProcess
+from tests.services.test_restore_selection import delete_issues, issues_of
 from tests.waiting import wait_for
 
 pytestmark = pytest.mark.slow
@@ -254,3 +255,54 @@ async def test_restore_killed_mid_way_resumes_to_an_identical_destination(
     source = await content_digest(crash_site.db, crash_site.demo.instances["acme_jira"])
     assert restored["counts"] == source["counts"]
     assert restored["sha256"] == source["sha256"]
+
+
+async def test_merge_killed_mid_way_resumes_to_the_same_site(crash_site: CrashSite) -> None:
+    source = crash_site.demo.instances["acme_jira"]
+    backup_id = await _make_backup(crash_site, "acme_jira")
+    live = await content_digest(crash_site.db, source)
+    gone = await delete_issues(crash_site.db, await issues_of(crash_site.db, source, "ENG"))
+    server = crash_site.server()
+    await server.start()
+    try:
+        data = await crash_site.gql(
+            server,
+            """mutation($i: StartRestoreInput!) {
+              startRestore(input: $i) { restore { id } errors { code message } } }""",
+            {
+                "i": {
+                    "backupId": to_global_id("Backup", backup_id),
+                    "destinationId": to_global_id("ProductInstance", source),
+                    "selection": {"projectKeys": ["ENG"]},
+                    "conflictPolicy": "MERGE",
+                }
+            },
+        )
+        assert data["startRestore"]["errors"] == []
+        restore_id = decode_id(data["startRestore"]["restore"]["id"], "Restore")
+        assert restore_id is not None
+
+        def writing(row: Restore) -> bool:
+            return row.status == RestoreStatus.IN_PROGRESS and 0 < row.items_done < row.items_total
+
+        await _kill_when(crash_site, server, Restore, restore_id, writing)
+    finally:
+        await server.stop()
+    killed = await _restore(crash_site.db, restore_id)
+    assert 0 < killed.items_done < killed.items_total == sum(gone.values()), "killed mid-way"
+
+    restarted = crash_site.server()
+    await restarted.start()
+    try:
+
+        async def finished() -> Restore | None:
+            row = await _restore(crash_site.db, restore_id)
+            return row if row.status in FINAL_RESTORE_STATUSES else None
+
+        final = await wait_for(finished, within=300, what="the restore to finish")
+    finally:
+        await restarted.stop()
+    assert final.status == RestoreStatus.COMPLETED, final.failure_reason
+    assert final.items_done == final.items_total == sum(gone.values())
+    # What an uninterrupted MERGE gives: exactly the deleted issues back, nothing else changed.
+    assert await content_digest(crash_site.db, source) == live

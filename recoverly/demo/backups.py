@@ -27,7 +27,7 @@ from recoverly.models import (
     StorageMode,
     utcnow,
 )
-from recoverly.services.backups import new_backup, perform_backup
+from recoverly.services.backups import back_up_now, perform_backup
 from recoverly.services.retention import sweep_expired_copies
 from recoverly.services.runtime import Runtime
 
@@ -97,28 +97,13 @@ async def _offboard_contractors(runtime: Runtime, info: DemoInfo) -> None:
 
 
 async def _backup(runtime: Runtime, info: DemoInfo, *, site: str, customer: bool) -> None:
-    async with runtime.db.transaction() as session:
-        instance = await session.get(ProductInstance, info.instances[site])
-        assert instance is not None
-        policy = _policy(runtime, instance, info.admin_id) if customer else None
-        if policy is not None:
-            session.add(policy)
-            await session.flush()
-        backup = new_backup(
-            runtime,
-            instance,
-            policy=policy,
-            created_by_id=info.admin_id,
-            include_attachments=True,
-            include_users_and_groups=True,
-            include_personal_spaces=False,
-        )
-        session.add(backup)
-    assert backup.id is not None
-    await perform_backup(runtime, backup_id=backup.id)
+    policy = partial(_policy, runtime, admin_id=info.admin_id) if customer else None
+    await back_up_now(
+        runtime, instance_id=info.instances[site], admin_id=info.admin_id, policy=policy
+    )
 
 
-def _policy(runtime: Runtime, instance: ProductInstance, admin_id: int) -> BackupPolicy:
+def _policy(runtime: Runtime, instance: ProductInstance, *, admin_id: int) -> BackupPolicy:
     assert instance.id is not None
     bucket_root = runtime.settings.data_dir / "customer-bucket"
     now: datetime = runtime.now()

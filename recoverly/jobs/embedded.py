@@ -1,8 +1,10 @@
 """The embedded job runner: asyncio workers in this process, jobs as rows in the database.
 
 A job row is claimed with a conditional UPDATE, so two workers never run one job. Jobs
-left RUNNING by a process that died are queued again when the runner starts (it is the
-only runner on its database) or when their heartbeat goes stale.
+left RUNNING by a process that died are queued again when the runner starts: it is the
+only runner on its database, so no running job can belong to anyone else then. A running
+job's ``heartbeat_at`` is refreshed every ``stale_seconds / 3``, so an operator reading the
+job table can tell a live job from a stuck one; the runner itself does not act on it.
 """
 
 from __future__ import annotations

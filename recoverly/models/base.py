@@ -151,6 +151,15 @@ class RestorePhase(StrEnum):
     FINALIZING = "FINALIZING"
 
 
+class ConflictPolicy(StrEnum):
+    """What a selective restore does with a selected project or space whose key the
+    destination already holds."""
+
+    SKIP = "SKIP"  # leave it untouched
+    RENAME = "RENAME"  # restore it beside, under another key
+    MERGE = "MERGE"  # add only what is missing
+
+
 class AccessReviewStatus(StrEnum):
     PENDING = "PENDING"
     APPROVED = "APPROVED"

@@ -8,6 +8,7 @@ from typing import Any
 from sqlmodel import Field, SQLModel
 
 from recoverly.models.base import (
+    ConflictPolicy,
     RestorePhase,
     RestoreStatus,
     created_at_field,
@@ -24,6 +25,9 @@ class Restore(SQLModel, table=True):
     destination_id: int = Field(foreign_key="productinstance.id", index=True)
     include_attachments: bool = True
     include_users_and_groups: bool = True
+    # A selective restore's ``products.selection.Selection`` (to_json); None: the whole site.
+    selection: dict[str, Any] | None = json_field(lambda: None)
+    conflict_policy: ConflictPolicy = enum_field(ConflictPolicy.SKIP)
     status: RestoreStatus = enum_field(RestoreStatus.QUEUED, index=True)
     phase: RestorePhase | None = enum_field(None)
     items_done: int = 0

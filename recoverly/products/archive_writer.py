@@ -17,6 +17,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import IO, Any
 
+from recoverly.files import fsync_directory
 from recoverly.products.archive import (
     BLOB_PREFIX,
     MANIFEST_NAME,
@@ -185,7 +186,7 @@ class ArchiveWriter:
             os.fsync(self._file.fileno())
             self._file.close()
             os.replace(self._partial, self.path)
-            _fsync_directory(self.path.parent)
+            fsync_directory(self.path.parent)
         except BaseException:
             self.abort()
             raise
@@ -201,11 +202,3 @@ class ArchiveWriter:
         with contextlib.suppress(Exception):
             self._file.close()
         self._partial.unlink(missing_ok=True)
-
-
-def _fsync_directory(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

@@ -7,6 +7,7 @@ point forwards and is fixed up once the member is done).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any, Literal
@@ -46,7 +47,9 @@ class EntitySpec:
     the destination: ``on_existing`` says whether the record then maps to that row or is
     skipped together with everything that references it. ``skip_existing_refs`` skips a
     record whose reference resolves to such a pre-existing row. ``label`` identifies a row
-    independently of database IDs (for content digests).
+    independently of database IDs (for content digests). ``transform``, set for one restore
+    (``selection.selected_specs``), gives the record as restored, or None to leave it out
+    with everything that references it.
     """
 
     name: str
@@ -62,6 +65,7 @@ class EntitySpec:
     blob_column: str | None = None
     personal_column: str | None = None
     label: tuple[str, ...] = ()
+    transform: Callable[[dict[str, Any]], dict[str, Any] | None] | None = None
 
     @property
     def table(self) -> Table:

@@ -24,6 +24,7 @@ from recoverly.models import ProductInstance
 from recoverly.products.archive import ArchiveError, Manifest
 from recoverly.products.archive_reader import ArchiveReader
 from recoverly.products.entities import CONTENT, EntitySpec, entities_for, referenced
+from recoverly.products.selection import Selection, selected_specs
 
 
 class RecordOutcome(StrEnum):
@@ -52,6 +53,8 @@ class Verdict:
     refs: dict[str, int | None]
     row_id: int | None = None  # the destination row it maps to (EXISTING)
     deferred: tuple[str, ...] = ()  # self-references to records not written yet: linked later
+    record: dict[str, Any] | None = None  # the record as written (WRITE), after ``transform``
+    excluded: bool = False  # left out by ``transform`` (SKIP, not reported as skipped)
 
 
 @dataclass
@@ -67,15 +70,18 @@ class Resolved:
 
 @dataclass(frozen=True)
 class RestoreOptions:
-    """What of the archive a restore writes (``startRestore``'s flags)."""
+    """What of the archive a restore writes (``startRestore``'s flags; no ``selection``:
+    the whole site)."""
 
     include_attachments: bool = True
     include_users_and_groups: bool = True
+    selection: Selection | None = None
 
 
 def restore_specs(manifest: Manifest, options: RestoreOptions) -> list[EntitySpec]:
-    """The specs a restore processes: included by the options and present in the archive."""
-    return [
+    """The specs a restore processes: included by the options and present in the archive,
+    with the selection's rules (``selection.selected_specs``)."""
+    specs = [
         spec
         for spec in entities_for(manifest.product)
         if spec.member in manifest.members
@@ -84,6 +90,7 @@ def restore_specs(manifest: Manifest, options: RestoreOptions) -> list[EntitySpe
             include_users_and_groups=options.include_users_and_groups,
         )
     ]
+    return specs if options.selection is None else selected_specs(specs, options.selection)
 
 
 def record_count(manifest: Manifest, spec: EntitySpec) -> int:
@@ -124,7 +131,7 @@ class Resolver:
 
     def may_skip(self, spec: EntitySpec) -> bool:
         """Whether a record of ``spec`` can be skipped or map to an existing row."""
-        if spec.match_key:
+        if spec.match_key or spec.transform:
             return True
         for column, target in spec.references.items():
             state = self.states.get(target)
@@ -133,6 +140,11 @@ class Resolver:
         return False
 
     def classify(self, spec: EntitySpec, record: dict[str, Any]) -> Verdict:
+        if spec.transform is not None:
+            changed = spec.transform(record)
+            if changed is None:
+                return Verdict(RecordOutcome.SKIP, {}, excluded=True)
+            record = changed
         refs: dict[str, int | None] = {}
         deferred: tuple[str, ...] = ()
         for column, target in spec.references.items():
@@ -159,7 +171,7 @@ class Resolver:
                     RecordOutcome.SKIP if spec.on_existing == "skip" else RecordOutcome.EXISTING
                 )
                 return Verdict(outcome, refs, row_id=found)
-        return Verdict(RecordOutcome.WRITE, refs, deferred=deferred)
+        return Verdict(RecordOutcome.WRITE, refs, deferred=deferred, record=record)
 
     def resolve(self, spec: EntitySpec, records: list[dict[str, Any]]) -> Resolved:
         """``classify`` a chunk and ``apply`` what is not written.
@@ -178,7 +190,7 @@ class Resolver:
             if verdict.outcome is not RecordOutcome.WRITE:
                 self.apply(spec, record, verdict)
                 continue
-            resolved.records.append(record)
+            resolved.records.append(verdict.record or record)
             for column, values in resolved.refs.items():
                 values.append(verdict.refs[column])
             resolved.links.extend((c, record.get("id"), record[c]) for c in verdict.deferred)
@@ -212,7 +224,7 @@ class Resolver:
     def apply(self, spec: EntitySpec, record: dict[str, Any], verdict: Verdict) -> None:
         """Remember a skipped or existing record (written ones come back from the insert)."""
         state = self.states[spec.name]
-        if verdict.outcome is RecordOutcome.SKIP and spec.match_key:
+        if verdict.outcome is RecordOutcome.SKIP and spec.match_key and not verdict.excluded:
             state.skipped_keys.append(str(record.get(spec.match_key[0])))
         if spec.name not in self.tracked:
             return
@@ -278,7 +290,7 @@ class Resolver:
             if spec.name in self.tracked:
                 ids[source_id_of(spec, record)] = -len(ids) - 1
             if on_write:
-                on_write(record)
+                on_write(verdict.record or record)
         return tally
 
 

@@ -3,81 +3,43 @@ services called, the scheduler woken when a policy changed."""
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Any
+from collections.abc import Awaitable
 
-from recoverly.models import Backup, BackupPolicy, Schedule, StorageMode
+from recoverly.models import Backup, BackupPolicy
 from recoverly.resolvers.context import Context
 from recoverly.resolvers.mutations import MutationResult, attempt, require_id
 from recoverly.services import backups, policies
 
+PolicySettings = policies.PolicySettings
+PolicyChanges = policies.PolicyChanges
+
 
 async def create_backup_policy(
-    ctx: Context,
-    *,
-    instance_id: str,
-    name: str | None,
-    schedule: Schedule,
-    include_attachments: bool,
-    include_users_and_groups: bool,
-    include_personal_spaces: bool,
-    storage: StorageMode,
-    customer_bucket: dict[str, Any] | None,
-    start_at: datetime | None,
+    ctx: Context, *, instance_id: str, settings: PolicySettings
 ) -> MutationResult[BackupPolicy]:
     async def create() -> BackupPolicy:
-        policy = await policies.create_policy(
+        return await policies.create_policy(
             ctx.runtime,
             ctx.authenticated_scope,
             instance_id=require_id(instance_id, "ProductInstance", field=["input", "instanceId"]),
-            name=name,
-            schedule=schedule,
-            include_attachments=include_attachments,
-            include_users_and_groups=include_users_and_groups,
-            include_personal_spaces=include_personal_spaces,
-            storage=storage,
-            customer_bucket=customer_bucket,
-            start_at=start_at,
+            settings=settings,
         )
-        ctx.runtime.kick_scheduler()
-        return policy
 
-    return await attempt(create())
+    return await _kicking_scheduler(ctx, create())
 
 
 async def update_backup_policy(
-    ctx: Context,
-    *,
-    policy_id: str,
-    name: str | None,
-    schedule: Schedule | None,
-    include_attachments: bool | None,
-    include_users_and_groups: bool | None,
-    include_personal_spaces: bool | None,
-    storage: StorageMode | None,
-    customer_bucket: dict[str, Any] | None,
-    next_run_at: datetime | None,
+    ctx: Context, *, policy_id: str, changes: PolicyChanges
 ) -> MutationResult[BackupPolicy]:
     async def update() -> BackupPolicy:
-        policy = await policies.update_policy(
+        return await policies.update_policy(
             ctx.runtime,
             ctx.authenticated_scope,
             policy_id=require_id(policy_id, "BackupPolicy", field=["input", "policyId"]),
-            changes=policies.PolicyChanges(
-                name=name,
-                schedule=schedule,
-                include_attachments=include_attachments,
-                include_users_and_groups=include_users_and_groups,
-                include_personal_spaces=include_personal_spaces,
-                storage=storage,
-                customer_bucket=customer_bucket,
-                next_run_at=next_run_at,
-            ),
+            changes=changes,
         )
-        ctx.runtime.kick_scheduler()
-        return policy
 
-    return await attempt(update())
+    return await _kicking_scheduler(ctx, update())
 
 
 async def delete_backup_policy(ctx: Context, *, policy_id: str) -> MutationResult[int]:
@@ -95,16 +57,14 @@ async def set_backup_policy_active(
     ctx: Context, *, policy_id: str, active: bool
 ) -> MutationResult[BackupPolicy]:
     async def toggle() -> BackupPolicy:
-        policy = await policies.set_policy_active(
+        return await policies.set_policy_active(
             ctx.runtime,
             ctx.authenticated_scope,
             policy_id=require_id(policy_id, "BackupPolicy", field=["input", "policyId"]),
             active=active,
         )
-        ctx.runtime.kick_scheduler()
-        return policy
 
-    return await attempt(toggle())
+    return await _kicking_scheduler(ctx, toggle())
 
 
 async def cancel_backup(ctx: Context, *, backup_id: str) -> MutationResult[Backup]:
@@ -137,3 +97,13 @@ async def run_backup(
         )
 
     return await attempt(run())
+
+
+async def _kicking_scheduler(
+    ctx: Context, change: Awaitable[BackupPolicy]
+) -> MutationResult[BackupPolicy]:
+    """A policy change, then the scheduler woken to look at the new schedule at once."""
+    result = await attempt(change)
+    if result.value is not None:
+        ctx.runtime.kick_scheduler()
+    return result

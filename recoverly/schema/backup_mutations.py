@@ -137,9 +137,7 @@ class BackupMutations:
     async def create_backup_policy(
         self, info: Info[Context, None], input: CreateBackupPolicyInput
     ) -> BackupPolicyPayload:
-        outcome = await backup_mutations.create_backup_policy(
-            info.context,
-            instance_id=input.instance_id,
+        settings = backup_mutations.PolicySettings(
             name=input.name,
             schedule=input.schedule,
             include_attachments=input.include_attachments,
@@ -149,15 +147,16 @@ class BackupMutations:
             customer_bucket=_bucket_dict(input.customer_bucket),
             start_at=input.start_at,
         )
+        outcome = await backup_mutations.create_backup_policy(
+            info.context, instance_id=input.instance_id, settings=settings
+        )
         return BackupPolicyPayload.of(outcome)
 
     @strawberry.mutation(description="Change a backup policy's settings.")
     async def update_backup_policy(
         self, info: Info[Context, None], input: UpdateBackupPolicyInput
     ) -> BackupPolicyPayload:
-        outcome = await backup_mutations.update_backup_policy(
-            info.context,
-            policy_id=input.policy_id,
+        changes = backup_mutations.PolicyChanges(
             name=input.name,
             schedule=input.schedule,
             include_attachments=input.include_attachments,
@@ -166,6 +165,9 @@ class BackupMutations:
             storage=input.storage,
             customer_bucket=_bucket_dict(input.customer_bucket),
             next_run_at=input.next_run_at,
+        )
+        outcome = await backup_mutations.update_backup_policy(
+            info.context, policy_id=input.policy_id, changes=changes
         )
         return BackupPolicyPayload.of(outcome)
 

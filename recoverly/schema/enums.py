@@ -9,6 +9,7 @@ from recoverly.models import (
     AccessReviewStatus,
     BackupLocation,
     BackupStatus,
+    ConflictPolicy,
     ProductKey,
     RestorePhase,
     RestoreStatus,
@@ -26,6 +27,7 @@ for _enum, _name in (
     (RestoreStatus, "RestoreStatus"),
     (RestorePhase, "RestorePhase"),
     (AccessReviewStatus, "AccessReviewStatus"),
+    (ConflictPolicy, "ConflictPolicy"),
     (ErrorCode, "ErrorCode"),
 ):
     strawberry.enum(_enum, name=_name)
@@ -37,6 +39,7 @@ __all__ = [
     "AccessReviewStatus",
     "BackupLocation",
     "BackupStatus",
+    "ConflictPolicy",
     "ErrorCode",
     "ProductKey",
     "RestorePhase",

@@ -9,10 +9,22 @@ from strawberry.types import Info
 from recoverly.resolvers import restore_mutations
 from recoverly.resolvers.context import Context
 from recoverly.schema.backups import Backup
-from recoverly.schema.enums import ProductKey
+from recoverly.schema.enums import ConflictPolicy, ProductKey
 from recoverly.schema.errors import UserError, user_errors
 from recoverly.schema.organizations import ProductInstance
 from recoverly.schema.restores import Restore
+
+
+@strawberry.input(description="The projects (Jira) or spaces (Confluence) to restore.")
+class RestoreSelectionInput:
+    project_keys: list[str] | None = None
+    space_keys: list[str] | None = None
+
+
+@strawberry.input(description="Restore the project or space `from` under the key `to`.")
+class KeyRenameInput:
+    from_: str = strawberry.field(name="from")
+    to: str
 
 
 @strawberry.input
@@ -21,6 +33,18 @@ class StartRestoreInput:
     destination_id: strawberry.ID
     include_attachments: bool = True
     include_users_and_groups: bool = True
+    selection: RestoreSelectionInput | None = strawberry.field(
+        default=None,
+        description="Restore only these projects or spaces, into any site, live ones "
+        "included; none: a full-site restore.",
+    )
+    conflict_policy: ConflictPolicy = strawberry.field(
+        default=ConflictPolicy.SKIP,
+        description="What happens to a selected key that already exists in the destination.",
+    )
+    key_renames: list[KeyRenameInput] | None = strawberry.field(
+        default=None, description="For RENAME: the key each renamed project or space gets."
+    )
 
 
 @strawberry.type

@@ -10,11 +10,12 @@ from strawberry.scalars import JSON
 from strawberry.types import Info
 
 from recoverly import models
+from recoverly.products.selection import Selection
 from recoverly.resolvers import queries
 from recoverly.resolvers.context import Context
 from recoverly.resolvers.global_ids import to_global_id
 from recoverly.schema.backups import Backup
-from recoverly.schema.enums import RestorePhase, RestoreStatus
+from recoverly.schema.enums import ConflictPolicy, RestorePhase, RestoreStatus
 from recoverly.schema.node import Node
 from recoverly.schema.organizations import ProductInstance, Viewer
 
@@ -56,6 +57,31 @@ class RestoreProgress:
         )
 
 
+@strawberry.type(description="A project or space restored under another key.")
+class KeyRename:
+    from_: str = strawberry.field(name="from")
+    to: str
+
+
+@strawberry.type(description="What a selective restore restores.")
+class RestoreSelection:
+    project_keys: list[str] | None
+    space_keys: list[str] | None
+    key_renames: list[KeyRename]
+
+    @classmethod
+    def from_selection(
+        cls, selection: Selection, *, product: models.ProductKey
+    ) -> RestoreSelection:
+        keys = sorted(selection.keys)
+        jira = product == models.ProductKey.JIRA
+        return cls(
+            project_keys=keys if jira else None,
+            space_keys=None if jira else keys,
+            key_renames=[KeyRename(from_=k, to=v) for k, v in sorted(selection.renames.items())],
+        )
+
+
 @strawberry.type(description="A restore of a backup into a destination site.")
 class Restore(Node):
     row: strawberry.Private[models.Restore]
@@ -63,7 +89,11 @@ class Restore(Node):
     phase: RestorePhase | None
     include_attachments: bool
     include_users_and_groups: bool
-    skipped_spaces: list[str]
+    conflict_policy: ConflictPolicy
+    skipped_spaces: list[str] = strawberry.field(
+        description="Keys left untouched because the destination holds them: spaces of a "
+        "full-site restore, selected projects or spaces under SKIP."
+    )
     entity_counts: JSON | None
     failure_reason: str | None
     created_at: datetime
@@ -80,6 +110,7 @@ class Restore(Node):
             phase=row.phase,
             include_attachments=row.include_attachments,
             include_users_and_groups=row.include_users_and_groups,
+            conflict_policy=row.conflict_policy,
             skipped_spaces=list(row.skipped_spaces or []),
             entity_counts=JSON(row.entity_counts),
             failure_reason=row.failure_reason,
@@ -98,6 +129,14 @@ class Restore(Node):
             return None
         end = self.row.finished_at or info.context.runtime.now()
         return (end - self.row.started_at).total_seconds()
+
+    @strawberry.field(description="The projects or spaces restored; null: the whole site.")
+    async def selection(self, info: Info[Context, None]) -> RestoreSelection | None:
+        if self.row.selection is None:
+            return None
+        destination = await info.context.loaders.instance.load(self.row.destination_id)
+        selection = Selection.from_json(self.row.selection)
+        return RestoreSelection.from_selection(selection, product=destination.product)
 
     @strawberry.field
     async def backup(self, info: Info[Context, None]) -> Backup:

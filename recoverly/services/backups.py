@@ -143,18 +143,29 @@ def new_backup(
     )
 
 
-async def back_up_now(runtime: Runtime, *, instance_id: int, admin_id: int) -> int:
+async def back_up_now(
+    runtime: Runtime,
+    *,
+    instance_id: int,
+    admin_id: int,
+    policy: Callable[[ProductInstance], BackupPolicy] | None = None,
+) -> int:
     """A backup of the site (attachments, users and groups, no personal spaces) made in this
-    process now, outside the job queue, by the same code a job runs; its ID. For benchmarks
-    and tests that need a real archive."""
+    process now, outside the job queue, by the same code a job runs; its ID. For the demo,
+    benchmarks and tests that need a real archive. ``policy`` makes the policy the backup
+    belongs to (its storage decides where the copies go), saved in the same transaction."""
     async with runtime.db.transaction() as session:
         instance = await session.get(ProductInstance, instance_id)
         if instance is None:
             raise ValueError(f"no product instance {instance_id}")
+        owner = policy(instance) if policy is not None else None
+        if owner is not None:
+            session.add(owner)
+            await session.flush()
         backup = new_backup(
             runtime,
             instance,
-            policy=None,
+            policy=owner,
             created_by_id=admin_id,
             include_attachments=True,
             include_users_and_groups=True,

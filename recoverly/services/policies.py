@@ -29,24 +29,30 @@ MAX_POLICIES_PER_SITE = 50
 INTERVALS = {Schedule.DAILY: timedelta(days=1), Schedule.WEEKLY: timedelta(weeks=1)}
 
 
+@dataclass(frozen=True)
+class PolicySettings:
+    """A new policy's settings (``createBackupPolicy``'s input, IDs decoded); ``start_at``
+    is when its first run is due (default: now)."""
+
+    schedule: Schedule
+    name: str | None = None
+    include_attachments: bool = True
+    include_users_and_groups: bool = True
+    include_personal_spaces: bool = False
+    storage: StorageMode = StorageMode.INTERNAL
+    customer_bucket: dict[str, Any] | None = None
+    start_at: datetime | None = None
+
+
 async def create_policy(
-    runtime: Runtime,
-    scope: Scope,
-    *,
-    instance_id: int,
-    name: str | None,
-    schedule: Schedule,
-    include_attachments: bool,
-    include_users_and_groups: bool,
-    include_personal_spaces: bool,
-    storage: StorageMode,
-    customer_bucket: dict[str, Any] | None,
-    start_at: datetime | None,
+    runtime: Runtime, scope: Scope, *, instance_id: int, settings: PolicySettings
 ) -> BackupPolicy:
-    """Create an active policy; its first run is due at ``start_at`` (default: now).
+    """Create an active policy; its first run is due at ``settings.start_at`` (default: now).
 
     Every input is checked first, then the customer bucket is probed (it must exist and
     take writes), so a bad bucket is refused now rather than discovered by a backup."""
+    name, schedule, storage = settings.name, settings.schedule, settings.storage
+    start_at, customer_bucket = settings.start_at, settings.customer_bucket
     if name is not None:
         name = check_name(name, field=["input", "name"])
     if start_at is not None:
@@ -63,9 +69,9 @@ async def create_policy(
             instance_id=instance_id,
             name=name or f"{schedule.title()} backup of {instance.name}",
             schedule=schedule,
-            include_attachments=include_attachments,
-            include_users_and_groups=include_users_and_groups,
-            include_personal_spaces=include_personal_spaces,
+            include_attachments=settings.include_attachments,
+            include_users_and_groups=settings.include_users_and_groups,
+            include_personal_spaces=settings.include_personal_spaces,
             storage=storage,
             customer_bucket=seal_bucket(runtime.secrets, customer_bucket)
             if customer_bucket

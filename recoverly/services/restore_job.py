@@ -40,6 +40,7 @@ from recoverly.products.restore_engine import (
     purge_restore,
     restore_archive,
 )
+from recoverly.products.selection import Selection
 from recoverly.services import operations
 from recoverly.services.progress import ProgressPublisher
 from recoverly.services.restores import RESTORE_JOB, copy_to_read, open_archive
@@ -103,6 +104,7 @@ def order_of(row: Restore) -> RestoreOrder:
         options=RestoreOptions(
             include_attachments=row.include_attachments,
             include_users_and_groups=row.include_users_and_groups,
+            selection=Selection.from_json(row.selection) if row.selection else None,
         ),
         checkpoint=Checkpoint.from_json(stored, items_done=row.items_done) if stored else None,
     )

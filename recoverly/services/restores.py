@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -33,12 +33,18 @@ from recoverly.products.archive import ArchiveError
 from recoverly.products.archive_reader import ArchiveReader
 from recoverly.products.restore_engine import RestoreOptions, RestorePlan, plan_restore
 from recoverly.products.restore_plan import destination_is_empty
+from recoverly.products.selection import Selection, archive_containers, destination_containers
 from recoverly.services import audit, operations
 from recoverly.services.access import billable_accounts
 from recoverly.services.archives import local_archive
 from recoverly.services.errors import ErrorCode, ServiceError, not_found
 from recoverly.services.locations import Availability, availability
 from recoverly.services.progress import progress_event, restore_topic
+from recoverly.services.restore_selection import (
+    SelectionRequest,
+    check_selection_input,
+    selection_for,
+)
 from recoverly.services.retention import check_copies
 from recoverly.services.runtime import Runtime
 from recoverly.services.scoping import Scope
@@ -53,7 +59,8 @@ log = get_logger(__name__)
 class RestoreRequest:
     backup_id: int
     destination_id: int
-    options: RestoreOptions = field(default_factory=RestoreOptions)
+    options: RestoreOptions = field(default_factory=RestoreOptions)  # its selection: None
+    selection: SelectionRequest = field(default_factory=SelectionRequest)
 
 
 @dataclass
@@ -63,6 +70,7 @@ class Checked:
     backup: Backup
     destination: ProductInstance
     copy: BackupCopy
+    in_archive: dict[str, str] | None = None  # the archive's projects or spaces (key -> name)
 
 
 @dataclass
@@ -72,6 +80,7 @@ class Preview:
     backup: Backup | None = None
     destination: ProductInstance | None = None
     destination_empty: bool | None = None  # known with the plan
+    options: RestoreOptions | None = None  # what was planned, the selection checked
     billing: dict[tuple[str, str], int] = field(default_factory=dict)
 
 
@@ -98,6 +107,7 @@ async def check_request(
             f"{backup.product.title()} site",
             field=DESTINATION_FIELD,
         )
+    check_selection_input(request.selection, product=backup.product)
     found = await copy_to_read(runtime, session, backup)
     if found.copy is None:
         raise ServiceError(
@@ -122,9 +132,12 @@ async def is_empty(session: AsyncSession, destination: ProductInstance) -> bool:
     return await destination_is_empty(await session.connection(), destination)
 
 
-def check_destination_free(destination: ProductInstance, *, empty: bool) -> None:
-    """A Jira destination must be empty (Confluence ones need not be)."""
-    if destination.product == ProductKey.JIRA and not empty:
+def check_destination_free(
+    destination: ProductInstance, request: RestoreRequest, *, empty: bool
+) -> None:
+    """A full-site Jira restore needs an empty destination (Confluence ones do not; a
+    selective restore may go into a live site)."""
+    if destination.product == ProductKey.JIRA and not empty and not request.selection.given:
         raise ServiceError(
             ErrorCode.DESTINATION_NOT_EMPTY,
             f"the Jira site {destination.name} already holds projects: a Jira backup can "
@@ -164,13 +177,45 @@ async def _archive(runtime: Runtime, checked: Checked) -> AsyncIterator[ArchiveR
         ) from None
 
 
+async def check_selection(
+    session: AsyncSession, checked: Checked, request: RestoreRequest
+) -> RestoreOptions:
+    """The request's options with its selection checked against the archive's keys
+    (``checked.in_archive``) and the destination's now."""
+    if not request.selection.given:
+        return request.options
+    assert checked.in_archive is not None and checked.destination.id is not None
+    in_destination = await destination_containers(
+        await session.connection(),
+        product=checked.destination.product,
+        destination_id=checked.destination.id,
+    )
+    selection = selection_for(
+        request.selection,
+        product=checked.backup.product,
+        in_archive=checked.in_archive,
+        in_destination=in_destination,
+    )
+    return replace(request.options, selection=selection)
+
+
 async def _plan(
     runtime: Runtime, reader: ArchiveReader, checked: Checked, request: RestoreRequest
-) -> RestorePlan:
+) -> tuple[RestoreOptions, RestorePlan]:
+    """The request's options (its selection checked) and the plan of a restore with them."""
     assert checked.destination.id is not None
-    return await plan_restore(
-        runtime.db, reader, destination_id=checked.destination.id, options=request.options
+    if request.selection.given:
+        checked.in_archive = await asyncio.to_thread(archive_containers, reader)
+    async with runtime.db.session() as session:
+        options = await check_selection(session, checked, request)
+    plan = await plan_restore(
+        runtime.db, reader, destination_id=checked.destination.id, options=options
     )
+    return options, plan
+
+
+def _selection_json(selection: Selection | None) -> dict[str, object] | None:
+    return None if selection is None else selection.to_json()
 
 
 async def start_restore(runtime: Runtime, scope: Scope, request: RestoreRequest) -> Restore:
@@ -188,19 +233,23 @@ async def start_restore(runtime: Runtime, scope: Scope, request: RestoreRequest)
         if await operations.is_busy(session, instance_id=request.destination_id):
             raise operations.busy_error(DESTINATION_FIELD)
         check_destination_free(
-            checked.destination, empty=await is_empty(session, checked.destination)
+            checked.destination, request, empty=await is_empty(session, checked.destination)
         )
     async with _archive(runtime, checked) as reader:
-        plan = await _plan(runtime, reader, checked, request)
-    options = request.options
+        options, plan = await _plan(runtime, reader, checked, request)
+    in_archive = checked.in_archive
     async with runtime.db.transaction() as session:
         checked = await check_request(runtime, session, scope, request)
+        checked.in_archive = in_archive
+        options = await check_selection(session, checked, request)
         restore = Restore(
             organization_id=checked.destination.organization_id,
             backup_id=request.backup_id,
             destination_id=request.destination_id,
             include_attachments=options.include_attachments,
             include_users_and_groups=options.include_users_and_groups,
+            selection=_selection_json(options.selection),
+            conflict_policy=request.selection.policy,
             started_by_id=scope.admin_id,
             created_at=runtime.now(),
             items_total=plan.items_total,
@@ -218,7 +267,7 @@ async def start_restore(runtime: Runtime, scope: Scope, request: RestoreRequest)
             field=DESTINATION_FIELD,
         )
         check_destination_free(
-            checked.destination, empty=await is_empty(session, checked.destination)
+            checked.destination, request, empty=await is_empty(session, checked.destination)
         )
         await runtime.runner.enqueue(RESTORE_JOB, {"restore_id": restore.id}, session=session)
         audit.record(
@@ -233,6 +282,8 @@ async def start_restore(runtime: Runtime, scope: Scope, request: RestoreRequest)
                 "destination_id": request.destination_id,
                 "include_attachments": options.include_attachments,
                 "include_users_and_groups": options.include_users_and_groups,
+                "selection": _selection_json(options.selection),
+                "conflict_policy": request.selection.policy.value,
             },
         )
     log.info(
@@ -287,12 +338,12 @@ async def preview_restore(runtime: Runtime, scope: Scope, request: RestoreReques
             preview.errors.append(operations.busy_error(DESTINATION_FIELD))
         empty = await is_empty(session, checked.destination)
         try:
-            check_destination_free(checked.destination, empty=empty)
+            check_destination_free(checked.destination, request, empty=empty)
         except ServiceError as error:
             preview.errors.append(error)
     try:
         async with _archive(runtime, checked) as reader:
-            preview.plan = await _plan(runtime, reader, checked, request)
+            preview.options, preview.plan = await _plan(runtime, reader, checked, request)
             preview.destination_empty = empty
             if preview.plan.groups_with_access:
                 members = await asyncio.to_thread(archived_group_members, reader)

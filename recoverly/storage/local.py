@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from recoverly.files import fsync_directory
 from recoverly.storage.base import BlobStore, StorageError, check_key
 
 _COPY_CHUNK = 1024 * 1024
@@ -75,19 +76,11 @@ class LocalBlobStore(BlobStore):
                 os.fsync(dst.fileno())
                 size = dst.tell()
             os.replace(temp, target)
-            _fsync_directory(target.parent)
+            fsync_directory(target.parent)
         except OSError as exc:
             temp.unlink(missing_ok=True)
             raise StorageError(f"cannot {action} ({source} -> {target}): {exc}") from exc
         return size
-
-
-def _fsync_directory(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _size_or_none(path: Path) -> int | None:

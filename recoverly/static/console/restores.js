@@ -13,7 +13,8 @@ const PROGRESS_FIELDS = "status phase itemsDone itemsTotal percent itemsPerSecon
 const LIST = `query ConsoleRestores($org: ID!, $status: [RestoreStatus!], $after: String) {
   restores(organizationId: $org, status: $status, first: 20, after: $after) {
     totalCount pageInfo { hasNextPage endCursor } nodes {
-    id status phase createdAt startedAt finishedAt failureReason skippedSpaces
+    id status phase createdAt startedAt finishedAt failureReason skippedSpaces conflictPolicy
+    selection { projectKeys spaceKeys keyRenames { from to } }
     startedBy { email } destination { name } backup { product createdAt source { name } }
     progress { ${PROGRESS_FIELDS} } } }
 }`;
@@ -21,6 +22,14 @@ const PROGRESS = `subscription ConsoleRestoreProgress($id: ID!) { restoreProgres
 const CANCEL = `mutation ConsoleCancelRestore($id: ID!) {
   cancelRestore(input: { restoreId: $id }) { restore { id status } errors { code message field } }
 }`;
+
+/** "Only HR, OPS (merge); HR as HR2": a selective restore's keys, policy and renames. */
+function selectionText(restore) {
+  const { projectKeys, spaceKeys, keyRenames } = restore.selection;
+  const renames = keyRenames.map((r) => `${r.from} as ${r.to}`).join(", ");
+  const text = `Only ${(projectKeys || spaceKeys || []).join(", ")} (${label(restore.conflictPolicy).toLowerCase()})`;
+  return renames ? `${text}; ${renames}` : text;
+}
 
 function startedId() {
   const query = location.hash.split("?")[1] || "";
@@ -90,7 +99,7 @@ function RestoreRow({ restore, highlight, onFinal }) {
   const name = `Restore of ${restore.backup.source.name} into ${restore.destination.name}`;
   return html`<tr class=${highlight ? "highlight" : ""} data-restore=${restore.id}>
     <td>${restore.backup.source.name} <span class="muted">${PRODUCT_NAMES[restore.backup.product]}, ${when(restore.backup.createdAt)}</span></td>
-    <td>${restore.destination.name}</td>
+    <td>${restore.destination.name}${restore.selection ? html`<br /><span class="muted">${selectionText(restore)}</span>` : null}</td>
     <td><span class=${`status status-${status.toLowerCase()}`}>${label(status)}</span>
       ${progress.phase ? html`<br /><span class="muted">${label(progress.phase)}</span>` : null}
       ${restore.failureReason ? html`<br /><span class="reason">${restore.failureReason}</span>` : null}</td>
