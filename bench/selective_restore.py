@@ -8,7 +8,8 @@
 3. 1,000 issues, spread over the project, are deleted from the live site with their
    comments and attachments.
 4. The plan of a MERGE of the project into the live site (``plan_restore`` with the
-   selection: what ``restorePreview`` computes, its totals), then the MERGE itself
+   selection: the preview's totals), the preview with its diff (``plan_with_items``: what
+   ``restorePreview`` computes, its diff checked), then the MERGE itself
    (``restore_archive``). After each MERGE the site's content digest must equal the
    original's (checked, not timed). For reference, reading every record of the archive
    alone (inflate, hash, decode: what any restore of it must do) is timed too.
@@ -49,6 +50,7 @@ from recoverly.models import (
 from recoverly.products.archive_reader import ArchiveReader
 from recoverly.products.digest import content_digest
 from recoverly.products.export import export_instance
+from recoverly.products.restore_diff import ItemDiff, plan_with_items
 from recoverly.products.restore_engine import RestoreOptions, plan_restore, restore_archive
 from recoverly.products.selection import Selection
 from recoverly.services.restore_job import RestoreRowStore
@@ -94,6 +96,19 @@ async def run_plan(
         plan = await plan_restore(db, reader, destination_id=destination_id, options=options)
     timing.items = plan.items_total
     return timing
+
+
+async def run_preview(
+    db: Database, archive: Path, destination_id: int, selection: Selection
+) -> tuple[Timing, ItemDiff | None]:
+    """What ``restorePreview`` computes: the plan with its items and the item's diff."""
+    options = RestoreOptions(selection=selection)
+    with ArchiveReader(archive, max_expansion_bytes=MAX_EXPANSION) as reader, timed() as timing:
+        plan, [item] = await plan_with_items(
+            db, reader, destination_id=destination_id, options=options
+        )
+    timing.items = plan.items_total
+    return timing, item.diff
 
 
 async def delete_issues(db: Database, instance_id: int, *, missing: int) -> int:
@@ -157,12 +172,16 @@ async def main(args: argparse.Namespace) -> None:
                 full = await run_restore(db, archive, restore_id, chunk_size=chunk_size)
                 deleted = await delete_issues(db, source, missing=args.missing)
                 plan = await run_plan(db, archive, source, merge)
+                preview, diff = await run_preview(db, archive, source, merge)
+                assert diff is not None and diff.only_in_backup == args.missing, diff
                 restore_id = await new_restore(
                     db, organization_id=site.organization_id, backup_id=backup_id,
                     destination_id=source, selection=merge,
                 )  # fmt: skip
                 merged = await run_restore(db, archive, restore_id, chunk_size=chunk_size)
-                assert plan.items == merged.items == deleted, (plan.items, merged.items, deleted)
+                assert plan.items == preview.items == merged.items == deleted, (
+                    plan.items, preview.items, merged.items, deleted,
+                )  # fmt: skip
                 assert await content_digest(db, source) == original, "MERGE changed the site"
                 reading = await asyncio.to_thread(time_read_records, archive)
                 rows += [
@@ -170,6 +189,9 @@ async def main(args: argparse.Namespace) -> None:
                      full.cpu, "1.00x", "1.00x"],
                     [f"run {run}: MERGE plan (preview totals)", plan.items, plan.wall, plan.cpu,
                      ratio(plan.wall, full.wall), ratio(plan.cpu, full.cpu)],
+                    [f"run {run}: MERGE preview with its diff (restorePreview)", preview.items,
+                     preview.wall, preview.cpu, ratio(preview.wall, full.wall),
+                     ratio(preview.cpu, full.cpu)],
                     [f"run {run}: MERGE restore", merged.items, merged.wall, merged.cpu,
                      ratio(merged.wall, full.wall), ratio(merged.cpu, full.cpu)],
                     [f"run {run}: reading the archive alone", 0, reading.wall, reading.cpu,

@@ -8,7 +8,12 @@ The delay of an event is the receipt time minus the event's ``at`` (stamped when
 publishes it); the first message of each stream (the current state, read from the database)
 is left out. Also printed: time to connect and to subscribe everyone, the server's RSS
 growth per connection, the restore's duration against the first round's, subscribers that
-missed the final event, and whether all subscribers received the same frames.
+missed the final event, and whether all subscribers received the same frames; the server
+process's CPU time (all threads) and its full garbage collections (``/metrics``) from the
+restore's start until every subscriber saw its end, and the load average when the round
+began. Each round is compared with the latest round before it that had the first round's
+number of subscribers, so ``--subscribers 1 1000 1 1000`` gives two ratios, each from a
+pair measured back to back.
 
     .venv/bin/python bench/subscriber_latency.py [--subscribers 1 200 1000] [--scale 2]
 """
@@ -17,7 +22,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import json
+import os
 import signal
 import statistics
 import subprocess
@@ -38,6 +45,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.common import print_table, ratio  # noqa: E402
+from recoverly.cli import tune_gc  # noqa: E402
 from recoverly.database import Database  # noqa: E402
 from recoverly.demo import seed_demo  # noqa: E402
 from recoverly.resolvers.global_ids import to_global_id  # noqa: E402
@@ -122,6 +130,10 @@ class Round:
     subscribe_seconds: float
     restore_seconds: float
     rss_per_connection_kib: float
+    server_cpu_seconds: float
+    full_collections: int
+    client_full_collections: int
+    load: float
     streams: list[Stream]
 
     @property
@@ -136,6 +148,7 @@ class Round:
 async def measure(server: ServerProcess, backup_id: int, destination: int, n: int) -> Round:
     """Connect ``n`` clients, start a restore, subscribe them all to it, follow it to the end."""
     process = psutil.Process(server.pid)
+    load = os.getloadavg()[0]
     rss_before = process.memory_info().rss
     ws_url = server.url.replace("http://", "ws://") + "/graphql"
     began = time.perf_counter()
@@ -150,6 +163,9 @@ async def measure(server: ServerProcess, backup_id: int, destination: int, n: in
                 "destinationId": to_global_id("ProductInstance", destination),
             }
         }
+        collections_before = await _full_collections(client)
+        client_before = gc.get_stats()[2]["collections"]
+        cpu_before = _cpu_seconds(process)
         response = await client.post("/graphql", json={"query": START, "variables": variables})
         body = response.json()["data"]["startRestore"]
         assert not body["errors"], body["errors"]
@@ -166,6 +182,9 @@ async def measure(server: ServerProcess, backup_id: int, destination: int, n: in
             await asyncio.sleep(0.05)
         rss_during = max(rss_during, process.memory_info().rss)
         await asyncio.gather(*followers)
+        cpu = _cpu_seconds(process) - cpu_before
+        collections = await _full_collections(client) - collections_before
+        client_collections = gc.get_stats()[2]["collections"] - client_before
         node = await client.post(
             "/graphql", json={"query": DURATION, "variables": {"id": restore_id}}
         )
@@ -176,8 +195,26 @@ async def measure(server: ServerProcess, backup_id: int, destination: int, n: in
         subscribe_seconds=subscribed - subscribe_started,
         restore_seconds=node.json()["data"]["node"]["durationSeconds"],
         rss_per_connection_kib=(rss_during - rss_before) / n / 1024,
+        server_cpu_seconds=cpu,
+        full_collections=collections,
+        client_full_collections=client_collections,
+        load=load,
         streams=streams,
     )
+
+
+async def _full_collections(client: httpx.AsyncClient) -> int:
+    """The server's collections of the oldest generation so far (its ``/metrics``)."""
+    text = (await client.get("/metrics")).text
+    for line in text.splitlines():
+        if line.startswith('python_gc_collections_total{generation="2"}'):
+            return int(float(line.rpartition(" ")[2]))
+    raise RuntimeError("the server's /metrics has no python_gc_collections_total")
+
+
+def _cpu_seconds(process: psutil.Process) -> float:
+    times = process.cpu_times()
+    return float(times.user + times.system)
 
 
 async def purge(db_url: str, destination: int) -> None:
@@ -265,6 +302,9 @@ async def main() -> None:
     with tempfile.TemporaryDirectory(prefix="recoverly-bench-") as tmp:
         data_dir = Path(tmp)
         db_url, instances, backup_id = await prepare(data_dir, args.scale)
+        # The clients' receipt times are the measurement: no full collection of this
+        # process (its 1,000 connections and their frames) pauses them (as in the server).
+        tune_gc()
         server = ServerProcess(
             data_dir=data_dir,
             database_url=db_url,
@@ -284,26 +324,27 @@ async def main() -> None:
                     print_py_spy(data_dir / "spy.txt")
         finally:
             await server.stop()
-    base = rounds[0]
     rows = []
+    base = rounds[0]
     for r in rounds:
+        if r.subscribers == rounds[0].subscribers:
+            base = r
         p50, p95, top, events = summary(r.delays)
         rows.append(
-            [f"{r.subscribers:,}", p50, p95, top, events, r.connect_seconds, r.subscribe_seconds,
-             r.rss_per_connection_kib, r.restore_seconds,
-             ratio(r.restore_seconds, base.restore_seconds), r.missing_final,
+            [f"{r.subscribers:,}", f"{r.load:.1f}", p50, p95, top, events, r.connect_seconds,
+             r.subscribe_seconds, r.rss_per_connection_kib, r.restore_seconds,
+             ratio(r.restore_seconds, base.restore_seconds), r.server_cpu_seconds,
+             ratio(r.server_cpu_seconds, base.server_cpu_seconds), r.full_collections,
+             r.client_full_collections, r.missing_final,
              "yes" if identical_frames(r.streams) else "NO"]
         )  # fmt: skip
     print_table(
         "Progress fan-out: one restore, N graphql-transport-ws subscribers",
-        ["subscribers", "p50 ms", "p95 ms", "max ms", "events", "connect s", "subscribe s",
-         "server KiB/conn", "restore s", "vs 1", "missing final", "same frames"],
+        ["subscribers", "load", "p50 ms", "p95 ms", "max ms", "events", "connect s",
+         "subscribe s", "server KiB/conn", "restore s", "restore vs 1", "server cpu s",
+         "cpu vs 1", "full GCs", "client full GCs", "missing final", "same frames"],
         rows,
     )  # fmt: skip
-    base_p95 = summary(base.delays)[1]
-    for r in rounds[1:]:
-        print(f"p95 ratio {r.subscribers} vs {base.subscribers}: "
-              f"{ratio(summary(r.delays)[1], base_p95)}")  # fmt: skip
 
 
 if __name__ == "__main__":

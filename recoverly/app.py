@@ -28,6 +28,7 @@ from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
     BaseGraphQLTransportWSHandler,
     Operation,
 )
+from strawberry.subscriptions.protocols.graphql_transport_ws.types import Message
 from strawberry.types.unset import UNSET
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 from websockets.protocol import State
@@ -39,7 +40,7 @@ from recoverly.observability.graphql import TracingExtension, observer
 from recoverly.observability.requests import RequestLogMiddleware
 from recoverly.request_limits import RequestRejected
 from recoverly.resolvers.context import Context
-from recoverly.schema.broadcast import CURRENT_TARGET, BroadcastData
+from recoverly.schema.broadcast import CURRENT_TARGET, BroadcastData, text_frame
 from recoverly.schema.schema import build_schema
 from recoverly.services.runtime import Runtime
 from recoverly.services.system import build_runtime, start_runtime, stop_runtime
@@ -66,18 +67,21 @@ class _WireTarget:
         self.connection, self.operation_id = connection, operation_id
 
     def write(self, frame: bytes) -> bool:
-        c = self.connection
-        if (
-            c.close_sent
-            or c.disconnected
-            or c.initial_response is not None
-            or not c.writable.is_set()
-            or c.conn.state is not State.OPEN
-            or c.transport.is_closing()
-        ):
-            return False
-        c.transport.write(frame)
-        return True
+        return _write_frame(self.connection, frame)
+
+
+def _write_frame(c: Any, frame: bytes) -> bool:
+    if (
+        c.close_sent
+        or c.disconnected
+        or c.initial_response is not None
+        or not c.writable.is_set()
+        or c.conn.state is not State.OPEN
+        or c.transport.is_closing()
+    ):
+        return False
+    c.transport.write(frame)
+    return True
 
 
 class _KeepConnection:
@@ -98,11 +102,39 @@ class _KeepConnection:
 class _TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
     async def run_operation(self, operation: Operation[Context, None]) -> None:
         # The operation's task: its subscription stream may send broadcast frames directly.
-        adapter = self.websocket
-        connection = adapter.ws.scope.get(CONNECTION_KEY)  # type: ignore[attr-defined]
+        connection = self._connection()
         if connection is not None:
             CURRENT_TARGET.set(_WireTarget(connection, operation.id))
         await super().run_operation(operation)
+
+    async def send_message(self, message: Message) -> None:
+        # Every message of the protocol is one text frame, written straight to the
+        # connection when it can take it now (a broadcast event's frame built once for all
+        # its subscribers); else through the ASGI send, as Strawberry does.
+        connection = self._connection()
+        if connection is not None and _write_frame(connection, self._frame(message)):
+            return
+        await super().send_message(message)
+
+    def _connection(self) -> Any:
+        return self.websocket.ws.scope.get(CONNECTION_KEY)  # type: ignore[attr-defined]
+
+    def _frame(self, message: Message) -> bytes:
+        shared = _shared_data(message)
+        if shared is not None:
+            return shared.wire_frame(str(message["id"]))  # type: ignore[typeddict-item]
+        encoded = self.view.encode_json(message)
+        return text_frame(encoded if isinstance(encoded, str) else encoded.decode())
+
+
+def _shared_data(message: object) -> BroadcastData | None:
+    """The data of a ``next`` message that carries a broadcast event's data alone."""
+    if isinstance(message, dict) and message.get("type") == "next":
+        payload = message["payload"]
+        shared = payload.get("data")
+        if isinstance(shared, BroadcastData) and len(payload) == 1:
+            return shared
+    return None
 
 
 class _WebSocketAdapter(ASGIWebSocketAdapter):
@@ -186,11 +218,9 @@ class GraphQLView(GraphQL[Context, None]):
 
     def encode_json(self, data: object) -> str | bytes:
         # A broadcast event's frame is encoded once for all its subscribers.
-        if isinstance(data, dict) and data.get("type") == "next":
-            payload = data["payload"]
-            shared = payload.get("data")
-            if isinstance(shared, BroadcastData) and len(payload) == 1:
-                return shared.frame(data["id"])
+        shared = _shared_data(data)
+        if shared is not None:
+            return shared.frame(data["id"])  # type: ignore[index]
         return super().encode_json(data)
 
     async def get_context(self, request: Any, response: Any) -> Context:

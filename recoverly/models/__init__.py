@@ -6,6 +6,7 @@ from recoverly.models.backups import Backup, BackupCopy, BackupPolicy
 from recoverly.models.base import (
     FINAL_BACKUP_STATUSES,
     FINAL_RESTORE_STATUSES,
+    AccessReviewKind,
     AccessReviewStatus,
     BackupLocation,
     BackupStatus,
@@ -13,6 +14,8 @@ from recoverly.models.base import (
     CopyStatus,
     JobStatus,
     ProductKey,
+    RestoreItemAction,
+    RestoreItemKind,
     RestorePhase,
     RestoreStatus,
     Schedule,
@@ -28,7 +31,13 @@ from recoverly.models.confluence import (
     ConfluencePage,
     ConfluenceSpace,
 )
-from recoverly.models.directory import GroupMembership, GroupProductAccess, SiteGroup, SiteUser
+from recoverly.models.directory import (
+    GroupMembership,
+    GroupProductAccess,
+    HeldMembership,
+    SiteGroup,
+    SiteUser,
+)
 from recoverly.models.instances import InstanceOperation, ProductInstance
 from recoverly.models.jira import JiraAttachment, JiraComment, JiraIssue, JiraProject
 from recoverly.models.jobs import Job
@@ -39,6 +48,7 @@ __all__ = [
     "FINAL_BACKUP_STATUSES",
     "FINAL_RESTORE_STATUSES",
     "AccessReview",
+    "AccessReviewKind",
     "AccessReviewStatus",
     "Admin",
     "ApiToken",
@@ -56,6 +66,7 @@ __all__ = [
     "CopyStatus",
     "GroupMembership",
     "GroupProductAccess",
+    "HeldMembership",
     "InstanceOperation",
     "JiraAttachment",
     "JiraComment",
@@ -68,6 +79,8 @@ __all__ = [
     "ProductInstance",
     "ProductKey",
     "Restore",
+    "RestoreItemAction",
+    "RestoreItemKind",
     "RestorePhase",
     "RestoreStatus",
     "Schedule",

@@ -1,4 +1,5 @@
-"""Access reviews: restored product access waiting for an admin's decision."""
+"""Access reviews: restored product access, or restored members of a group that already
+grants it, waiting for an admin's decision."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from sqlalchemy import UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 from recoverly.models.base import (
+    AccessReviewKind,
     AccessReviewStatus,
     ProductKey,
     created_at_field,
@@ -18,7 +20,11 @@ from recoverly.models.base import (
 
 class AccessReview(SQLModel, table=True):
     __tablename__ = "access_review"
-    __table_args__ = (UniqueConstraint("group_id", "product"),)
+    """``GROUP_ACCESS``: the product access of a group the restore created; ``MEMBERS``: the
+    restore's ``HeldMembership`` rows of a group that had product access before it (one review
+    per group and restore). Approving applies the access or adds the members."""
+
+    __table_args__ = (UniqueConstraint("group_id", "product", "restore_id"),)
 
     id: int | None = Field(default=None, primary_key=True)
     organization_id: int = Field(foreign_key="organization.id", index=True)
@@ -26,6 +32,7 @@ class AccessReview(SQLModel, table=True):
     group_id: int = Field(foreign_key="sitegroup.id", index=True)
     product: ProductKey = enum_field()
     restore_id: int = Field(foreign_key="restore.id", index=True)
+    kind: AccessReviewKind = enum_field(AccessReviewKind.GROUP_ACCESS)
     status: AccessReviewStatus = enum_field(AccessReviewStatus.PENDING, index=True)
     decided_by_id: int | None = Field(default=None, foreign_key="admin.id")
     decided_at: datetime | None = time_field()

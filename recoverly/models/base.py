@@ -160,10 +160,29 @@ class ConflictPolicy(StrEnum):
     MERGE = "MERGE"  # add only what is missing
 
 
+class RestoreItemKind(StrEnum):
+    PROJECT = "PROJECT"
+    SPACE = "SPACE"
+
+
+class RestoreItemAction(StrEnum):
+    """What a restore does with one project or space of the backup."""
+
+    CREATE = "CREATE"
+    SKIP = "SKIP"
+    RENAME = "RENAME"
+    MERGE = "MERGE"
+
+
 class AccessReviewStatus(StrEnum):
     PENDING = "PENDING"
     APPROVED = "APPROVED"
     DENIED = "DENIED"
+
+
+class AccessReviewKind(StrEnum):
+    GROUP_ACCESS = "GROUP_ACCESS"  # a restored group's product access
+    MEMBERS = "MEMBERS"  # restored members of a group that already grants product access
 
 
 class JobStatus(StrEnum):

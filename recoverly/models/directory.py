@@ -45,6 +45,21 @@ class GroupMembership(SQLModel, table=True):
     restore_id: int | None = Field(default=None, index=True)
 
 
+class HeldMembership(SQLModel, table=True):
+    """A restored membership of a group that already granted product access: it waits for its
+    ``MEMBERS`` access review (the group and the restore's) and gives no access until then.
+    ``applied``: approving it added the ``GroupMembership`` (denying removes that again)."""
+
+    __tablename__ = "held_membership"
+
+    id: int | None = Field(default=None, primary_key=True)
+    instance_id: int = Field(foreign_key="productinstance.id", index=True)
+    group_id: int = Field(foreign_key="sitegroup.id", index=True)
+    user_id: int = Field(foreign_key="siteuser.id", index=True)
+    applied: bool = False
+    restore_id: int = Field(foreign_key="restore.id", index=True)
+
+
 class GroupProductAccess(SQLModel, table=True):
     """Applied product access: members of the group are billable users of the product."""
 

@@ -22,6 +22,7 @@ from recoverly.models import (
     ConfluenceSpace,
     GroupMembership,
     GroupProductAccess,
+    HeldMembership,
     JiraAttachment,
     JiraComment,
     JiraIssue,
@@ -47,9 +48,11 @@ class EntitySpec:
     the destination: ``on_existing`` says whether the record then maps to that row or is
     skipped together with everything that references it. ``skip_existing_refs`` skips a
     record whose reference resolves to such a pre-existing row. ``label`` identifies a row
-    independently of database IDs (for content digests). ``transform``, set for one restore
-    (``selection.selected_specs``), gives the record as restored, or None to leave it out
-    with everything that references it.
+    independently of database IDs (for content digests). ``held_by`` names a reference: a
+    record whose referenced row pre-existed and grants product access (a membership of such
+    a group) is written to ``held_model`` instead, where it waits for an access review.
+    ``transform``, set for one restore (``selection.selected_specs``), gives the record as
+    restored, or None to leave it out with everything that references it.
     """
 
     name: str
@@ -65,6 +68,8 @@ class EntitySpec:
     blob_column: str | None = None
     personal_column: str | None = None
     label: tuple[str, ...] = ()
+    held_by: str | None = None
+    held_model: Any = None
     transform: Callable[[dict[str, Any]], dict[str, Any] | None] | None = None
 
     @property
@@ -76,6 +81,11 @@ class EntitySpec:
     def target(self) -> Table:
         """The table a restore writes (access is restored as reviews, not applied)."""
         return table_of(self.restore_model or self.model)
+
+    @property
+    def held_target(self) -> Table | None:
+        """The table of records held for review (``held_by``), if the entity has one."""
+        return table_of(self.held_model) if self.held_model is not None else None
 
     @property
     def restored_as_is(self) -> bool:
@@ -125,6 +135,8 @@ def _directory() -> list[EntitySpec]:
             (),
             {"group_id": "groups", "user_id": "users"},
             match_key=("group_id", "user_id"),
+            held_by="group_id",
+            held_model=HeldMembership,
         ),
         EntitySpec(
             "group_product_access",
@@ -247,9 +259,11 @@ def purge_order() -> list[Table]:
     """Every table a restore writes, children before parents (for deleting a restore's rows)."""
     rank = {ATTACHMENTS: 0, CONTENT: 1, USERS_AND_GROUPS: 2}
     specs = [
-        (rank[spec.phase], -position, spec.target)
+        (rank[spec.phase], -position, table)
         for entities in _BY_PRODUCT.values()
         for position, spec in enumerate(entities)
+        for table in (spec.target, spec.held_target)
+        if table is not None
     ]
     tables: list[Table] = []
     for _, _, table in sorted(specs, key=lambda item: item[:2]):

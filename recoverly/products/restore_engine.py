@@ -17,15 +17,27 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from sqlalchemy import bindparam, delete, func, select, update
+from sqlalchemy import bindparam, delete, func, insert, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from recoverly.database import Database
 from recoverly.errors import RecoverlyError
-from recoverly.models import GroupProductAccess, RestorePhase, SiteGroup, table_of
+from recoverly.models import (
+    AccessReview,
+    AccessReviewKind,
+    AccessReviewStatus,
+    GroupMembership,
+    GroupProductAccess,
+    HeldMembership,
+    RestorePhase,
+    SiteGroup,
+    table_of,
+    utcnow,
+)
 from recoverly.products.archive_reader import ArchiveReader, RecordChunks
 from recoverly.products.entities import EntitySpec, purge_order
 from recoverly.products.restore_plan import (
+    HELD_COUNT,
     RecordOutcome,
     Resolved,
     Resolver,
@@ -139,6 +151,7 @@ class RestoreResult:
     access_reviews: int
     existing: dict[str, int]  # records mapped to rows the destination already had
     skipped: dict[str, int]  # records skipped with their space
+    held: dict[str, int] = field(default_factory=dict)  # records held for an access review
 
 
 async def restore_archive(
@@ -177,6 +190,7 @@ class _Run:
         self.db, self.reader, self.specs, self.store = db, reader, specs, store
         self.restore_id, self.destination_id = order.restore_id, order.destination_id
         self.organization_id, self.chunk_size = order.organization_id, max(1, chunk_size)
+        self.product = str(reader.manifest.product)
         self.resolver = Resolver(
             specs, destination_id=self.destination_id, restore_id=self.restore_id
         )
@@ -257,15 +271,19 @@ class _Run:
         # Classifying records and building rows is CPU work: in a worker thread, so the
         # event loop (which serves the API in the embedded mode) is never held for a chunk.
         inserter = self._inserter(spec)
-        resolved, rows = await asyncio.to_thread(self._prepare, spec, inserter, records)
+        resolved, rows, held = await asyncio.to_thread(self._prepare, spec, inserter, records)
         counts = dict(self.counts.get(spec.name) or dict.fromkeys(RecordOutcome, 0))
         for outcome, count in resolved.counts.items():
-            counts[outcome] += count
+            counts[outcome] = counts.get(outcome, 0) + count
         self.counts[spec.name] = counts
-        self.items_done += resolved.counts[RecordOutcome.WRITE]
+        self.items_done += (
+            resolved.counts[RecordOutcome.WRITE] + resolved.counts[RecordOutcome.HELD]
+        )
         async with self.db.transaction() as session:
             conn = await session.connection()
             await self._insert(conn, spec, rows)
+            if held is not None:
+                await self._hold(conn, spec, resolved, held)
             self.deferred += await self._link(conn, spec, resolved.links)
             checkpoint = Checkpoint(
                 entity=spec.name,
@@ -278,14 +296,51 @@ class _Run:
 
     def _prepare(
         self, spec: EntitySpec, inserter: BulkInsert, records: list[dict[str, Any]]
-    ) -> tuple[Resolved, Rows]:
-        """The chunk's resolved records and their INSERT parameters (runs in a thread; the
-        restore's state is touched by nothing else meanwhile)."""
+    ) -> tuple[Resolved, Rows, Rows | None]:
+        """The chunk's resolved records and their INSERT parameters, and those of the records
+        held for review (runs in a thread; the restore's state is touched by nothing else
+        meanwhile)."""
         resolved = self.resolver.resolve(spec, records)
         blobs = None
         if spec.blob_column and resolved.records:
             blobs = read_blobs(self.reader, spec, resolved.records)
-        return resolved, inserter.rows(resolved.records, resolved.refs, blobs)
+        held = None
+        if resolved.held:
+            held = self._inserter(spec, held=True).rows(resolved.held, resolved.held_refs)
+        return resolved, inserter.rows(resolved.records, resolved.refs, blobs), held
+
+    async def _hold(
+        self, conn: AsyncConnection, spec: EntitySpec, resolved: Resolved, rows: Rows
+    ) -> None:
+        """Write records held for review, and the review of each group that has none yet
+        from this restore (one per group: approving it adds the members)."""
+        await self._inserter(spec, held=True).run(conn, rows)
+        assert spec.held_by is not None
+        groups = {g for g in resolved.held_refs[spec.held_by] if g is not None}
+        reviews = table_of(AccessReview)
+        statement = select(reviews.c.group_id).where(
+            reviews.c.restore_id == self.restore_id, reviews.c.group_id.in_(groups)
+        )
+        groups -= set((await conn.execute(statement)).scalars())
+        if not groups:
+            return
+        now = utcnow()
+        await conn.execute(
+            insert(reviews),
+            [
+                {
+                    "organization_id": self.organization_id,
+                    "instance_id": self.destination_id,
+                    "group_id": group_id,
+                    "product": self.product,
+                    "restore_id": self.restore_id,
+                    "kind": AccessReviewKind.MEMBERS.value,
+                    "status": AccessReviewStatus.PENDING.value,
+                    "created_at": now,
+                }
+                for group_id in sorted(groups)
+            ],
+        )
 
     async def _link(
         self, conn: AsyncConnection, spec: EntitySpec, links: list[tuple[str, Any, int]]
@@ -317,14 +372,17 @@ class _Run:
         state.ids.update((source_id, row_id) for source_id, row_id in written)
         state.last_id = max(row_id for _, row_id in written)
 
-    def _inserter(self, spec: EntitySpec) -> BulkInsert:
-        inserter = self._inserts.get(spec.name)
+    def _inserter(self, spec: EntitySpec, *, held: bool = False) -> BulkInsert:
+        key = f"{spec.name}:held" if held else spec.name
+        inserter = self._inserts.get(key)
         if inserter is None:
+            table = spec.held_target if held else spec.target
+            assert table is not None
             constants = {"instance_id": self.destination_id, "restore_id": self.restore_id}
-            if "organization_id" in spec.target.c:
+            if "organization_id" in table.c:
                 constants["organization_id"] = self.organization_id
             dialect = self.db.engine.dialect
-            inserter = self._inserts[spec.name] = BulkInsert(spec, dialect, constants)
+            inserter = self._inserts[key] = BulkInsert(spec, dialect, constants, table=table)
         return inserter
 
     async def _fix_forward_references(self, spec: EntitySpec) -> None:
@@ -347,6 +405,10 @@ class _Run:
             await self._verify(spec)
         written = {name: c[RecordOutcome.WRITE] for name, c in self.counts.items()}
         reviews = sum(written.get(s.name, 0) for s in self.specs if not s.restored_as_is)
+        held = {name: n for name, c in self.counts.items() if (n := c.get(RecordOutcome.HELD))}
+        if held:
+            written[HELD_COUNT] = sum(held.values())
+            reviews += await self._count(table_of(AccessReview), kind=AccessReviewKind.MEMBERS)
         return RestoreResult(
             entity_counts=written,
             skipped_spaces=sorted(
@@ -355,7 +417,16 @@ class _Run:
             access_reviews=reviews,
             existing={name: c[RecordOutcome.EXISTING] for name, c in self.counts.items()},
             skipped={name: c[RecordOutcome.SKIP] for name, c in self.counts.items()},
+            held=held,
         )
+
+    async def _count(self, table: Any, **equal: Any) -> int:
+        """Rows of ``table`` this restore wrote (with the given column values)."""
+        statement = select(func.count()).where(table.c.restore_id == self.restore_id)
+        for column, value in equal.items():
+            statement = statement.where(table.c[column] == value)
+        async with self.db.session() as session:
+            return int((await (await session.connection()).execute(statement)).scalar_one())
 
     async def _verify(self, spec: EntitySpec) -> None:
         expected = record_count(self.reader.manifest, spec)
@@ -365,14 +436,20 @@ class _Run:
                 f"{spec.name}: the archive holds {expected} records, "
                 f"{sum(counts.values())} were restored, mapped or skipped"
             )
-        table = spec.target
-        statement = select(func.count()).where(table.c.restore_id == self.restore_id)
-        async with self.db.session() as session:
-            stored = (await (await session.connection()).execute(statement)).scalar_one()
-        if stored != counts[RecordOutcome.WRITE]:
-            raise RestoreIncompleteError(
-                f"{spec.name}: {counts[RecordOutcome.WRITE]} rows written, {stored} in the database"
-            )
+        # Access reviews of held members share the reviews' table: counted with those.
+        reviews = {} if spec.restored_as_is else {"kind": AccessReviewKind.GROUP_ACCESS.value}
+        for table, outcome, equal in (
+            (spec.target, RecordOutcome.WRITE, reviews),
+            (spec.held_target, RecordOutcome.HELD, {}),
+        ):
+            if table is None:
+                continue
+            wanted = counts.get(outcome, 0)
+            stored = await self._count(table, **equal)
+            if stored != wanted:
+                raise RestoreIncompleteError(
+                    f"{spec.name} ({table.name}): {wanted} rows written, {stored} in the database"
+                )
 
 
 async def _set_references(
@@ -394,6 +471,7 @@ async def _set_references(
 async def purge_restore(db: Database, *, restore_id: int, chunk_size: int = 5000) -> int:
     """Delete every row this restore wrote, children first; return how many were deleted."""
     deleted = await _purge_applied_access(db, restore_id=restore_id)
+    deleted += await _purge_applied_members(db, restore_id=restore_id)
     for table in purge_order():
         deleted += await _purge_table(db, table, restore_id=restore_id, chunk_size=chunk_size)
     return deleted
@@ -406,6 +484,22 @@ async def _purge_applied_access(db: Database, *, restore_id: int) -> int:
     async with db.transaction() as session:
         result = await (await session.connection()).execute(
             delete(access).where(access.c.group_id.in_(restored))
+        )
+    return int(result.rowcount)
+
+
+async def _purge_applied_members(db: Database, *, restore_id: int) -> int:
+    """Held members already approved (added to their group) go with the restore."""
+    members, held = table_of(GroupMembership), table_of(HeldMembership)
+    applied = select(held.c.group_id, held.c.user_id).where(
+        held.c.restore_id == restore_id, held.c.applied.is_(True)
+    )
+    async with db.transaction() as session:
+        result = await (await session.connection()).execute(
+            delete(members).where(
+                tuple_(members.c.group_id, members.c.user_id).in_(applied),
+                members.c.restore_id.is_(None),
+            )
         )
     return int(result.rowcount)
 

@@ -20,10 +20,16 @@ from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from recoverly.database import Database
-from recoverly.models import ProductInstance
+from recoverly.models import GroupProductAccess, ProductInstance, SiteGroup, table_of
 from recoverly.products.archive import ArchiveError, Manifest
 from recoverly.products.archive_reader import ArchiveReader
-from recoverly.products.entities import CONTENT, EntitySpec, entities_for, referenced
+from recoverly.products.entities import (
+    CONTENT,
+    USERS_AND_GROUPS,
+    EntitySpec,
+    entities_for,
+    referenced,
+)
 from recoverly.products.selection import Selection, selected_specs
 
 
@@ -31,6 +37,7 @@ class RecordOutcome(StrEnum):
     WRITE = "written"
     EXISTING = "existing"
     SKIP = "skipped"
+    HELD = "held"  # written to the spec's ``held_model``, waiting for an access review
 
 
 @dataclass
@@ -66,6 +73,8 @@ class Resolved:
     refs: dict[str, list[int | None]]
     links: list[tuple[str, Any, int]]  # (column, source id, referenced source id)
     counts: Counter[RecordOutcome]
+    held: list[dict[str, Any]] = field(default_factory=list)  # records held for review
+    held_refs: dict[str, list[int | None]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -112,6 +121,8 @@ class Resolver:
         self.destination_id, self.restore_id, self.strict = destination_id, restore_id, strict
         self.tracked = referenced(specs)
         self.states = {spec.name: EntityState() for spec in specs}
+        # Pre-existing rows that grant product access, per entity with ``held_by``.
+        self.granting: dict[str, frozenset[int]] = {}
 
     async def load_keys(self, db: Database, spec: EntitySpec) -> None:
         """Index the destination's rows by match key, leaving out this restore's own rows."""
@@ -126,12 +137,28 @@ class Resolver:
             mine = table.c.restore_id
             statement = statement.where(or_(mine.is_(None), mine != self.restore_id))
         async with db.session() as session:
-            rows = (await (await session.connection()).execute(statement)).all()
+            conn = await session.connection()
+            rows = (await conn.execute(statement)).all()
+            if spec.held_by:
+                self.granting[spec.name] = await self._granting(conn)
         state.keys = {tuple(row[1:]): row[0] for row in rows}
+
+    async def _granting(self, conn: AsyncConnection) -> frozenset[int]:
+        """Groups of the destination with product access that this restore did not create."""
+        access, groups = table_of(GroupProductAccess), table_of(SiteGroup)
+        statement = (
+            select(access.c.group_id)
+            .join(groups, groups.c.id == access.c.group_id)
+            .where(access.c.instance_id == self.destination_id)
+        )
+        if self.restore_id is not None:
+            mine = groups.c.restore_id
+            statement = statement.where(or_(mine.is_(None), mine != self.restore_id))
+        return frozenset((await conn.execute(statement)).scalars())
 
     def may_skip(self, spec: EntitySpec) -> bool:
         """Whether a record of ``spec`` can be skipped or map to an existing row."""
-        if spec.match_key or spec.transform:
+        if spec.match_key or spec.held_by or spec.transform:
             return True
         for column, target in spec.references.items():
             state = self.states.get(target)
@@ -171,6 +198,8 @@ class Resolver:
                     RecordOutcome.SKIP if spec.on_existing == "skip" else RecordOutcome.EXISTING
                 )
                 return Verdict(outcome, refs, row_id=found)
+        if spec.held_by and refs.get(spec.held_by) in self.granting.get(spec.name, ()):
+            return Verdict(RecordOutcome.HELD, refs)
         return Verdict(RecordOutcome.WRITE, refs, deferred=deferred, record=record)
 
     def resolve(self, spec: EntitySpec, records: list[dict[str, Any]]) -> Resolved:
@@ -184,9 +213,15 @@ class Resolver:
         if not self.may_skip(spec) and (resolved := self._map_references(spec, records)):
             return resolved
         resolved = Resolved([], {column: [] for column in spec.references}, [], Counter())
+        resolved.held_refs = {column: [] for column in spec.references}
         for record in records:
             verdict = self.classify(spec, record)
             resolved.counts[verdict.outcome] += 1
+            if verdict.outcome is RecordOutcome.HELD:
+                resolved.held.append(record)
+                for column, values in resolved.held_refs.items():
+                    values.append(verdict.refs[column])
+                continue
             if verdict.outcome is not RecordOutcome.WRITE:
                 self.apply(spec, record, verdict)
                 continue
@@ -276,9 +311,10 @@ class Resolver:
         self,
         reader: ArchiveReader,
         spec: EntitySpec,
-        on_write: Callable[[dict[str, Any]], None] | None = None,
+        on_record: Callable[[dict[str, Any], RecordOutcome], None] | None = None,
     ) -> Counter[RecordOutcome]:
-        """Classify a whole member without writing; written records get placeholder IDs."""
+        """Classify a whole member without writing; written records get placeholder IDs.
+        ``on_record`` hears every record with its outcome."""
         tally: Counter[RecordOutcome] = Counter()
         ids = self.states[spec.name].ids
         for _, record in reader.iter_records(spec.member):
@@ -286,11 +322,10 @@ class Resolver:
             tally[verdict.outcome] += 1
             if verdict.outcome is not RecordOutcome.WRITE:
                 self.apply(spec, record, verdict)
-                continue
-            if spec.name in self.tracked:
+            elif spec.name in self.tracked:
                 ids[source_id_of(spec, record)] = -len(ids) - 1
-            if on_write:
-                on_write(verdict.record or record)
+            if on_record:
+                on_record(verdict.record or record, verdict.outcome)
         return tally
 
 
@@ -329,14 +364,33 @@ class RestorePlan:
     attachment_bytes: int
     groups_with_access: list[tuple[str, str]]  # (group name, product): pending reviews
     items_total: int  # records the restore writes: its progress ends there
+    # Members held for review, by the name of the group (which grants product access).
+    held_members: dict[str, set[str]] = field(default_factory=dict)
+    # With ``by_container``: records written per Jira project or Confluence space (source ID).
+    by_container: dict[int, Counter[str]] | None = None
+
+
+HELD_COUNT = "held_memberships"  # the entity count of records held for review
 
 
 async def plan_restore(
-    db: Database, reader: ArchiveReader, *, destination_id: int, options: RestoreOptions
+    db: Database,
+    reader: ArchiveReader,
+    *,
+    destination_id: int,
+    options: RestoreOptions,
+    by_container: bool = False,
+    observe: Callable[[EntitySpec, dict[str, Any]], None] | None = None,
 ) -> RestorePlan:
-    """Dry-run the restore: read only the members that can change the counts, write nothing."""
+    """Dry-run the restore: read only the members that can change the counts, write nothing.
+
+    ``by_container`` also attributes each written content record to its project or space
+    (reading every content member, where the counts alone may come from the manifest);
+    ``observe`` then hears each content record too (in the worker thread that reads it), so
+    the preview's diff reads the archive in the same pass."""
     specs = restore_specs(reader.manifest, options)
-    planner = _Planner(specs, destination_id=destination_id)
+    planner = _Planner(specs, destination_id=destination_id, by_container=by_container)
+    planner.observe = observe if by_container else None
     for spec in specs:
         await planner.count(db, reader, spec)
     plan = planner.plan
@@ -350,29 +404,47 @@ async def plan_restore(
 class _Planner:
     """Counts by dry-run where records can be skipped or mapped, else from the manifest."""
 
-    def __init__(self, specs: list[EntitySpec], *, destination_id: int) -> None:
+    def __init__(self, specs: list[EntitySpec], *, destination_id: int, by_container: bool) -> None:
         self.resolver = Resolver(
             specs, destination_id=destination_id, restore_id=None, strict=False
         )
         self.plan = RestorePlan({}, {}, [], 0, 0, [], 0)
-        # Names of the groups an access review would name, by source id.
+        # Names of the groups (and, for held members, users) a review would name, by source id.
         self.reviewed = {t for s in specs if not s.restored_as_is for t in s.references.values()}
+        self.reviewed |= {t for s in specs if s.held_by for t in s.references.values()}
         self.names: dict[tuple[str, int], str] = {}
+        self.containers = _Containers(specs) if by_container else None
+        self.observe: Callable[[EntitySpec, dict[str, Any]], None] | None = None
+        if self.containers is not None:
+            self.plan.by_container = self.containers.counts
 
     async def count(self, db: Database, reader: ArchiveReader, spec: EntitySpec) -> None:
         needed = self.resolver.may_skip(spec) or spec.blob_column or spec.name in self.reviewed
-        if not needed and spec.restored_as_is:
+        attributed = self.containers is not None and self.containers.covers(spec)
+        if not needed and not attributed and spec.restored_as_is:
             self.plan.entity_counts[spec.name] = record_count(reader.manifest, spec)
             return
         await self.resolver.load_keys(db, spec)
-        tally = await asyncio.to_thread(self.resolver.dry_run, reader, spec, self._on_write(spec))
+        tally = await asyncio.to_thread(self.resolver.dry_run, reader, spec, self._on_record(spec))
         self.plan.entity_counts[spec.name] = tally[RecordOutcome.WRITE]
         self.plan.existing[spec.name] = tally[RecordOutcome.EXISTING]
+        if tally[RecordOutcome.HELD]:
+            self.plan.entity_counts[HELD_COUNT] = tally[RecordOutcome.HELD]
 
-    def _on_write(self, spec: EntitySpec) -> Callable[[dict[str, Any]], None]:
-        def remember(record: dict[str, Any]) -> None:
+    def _on_record(self, spec: EntitySpec) -> Callable[[dict[str, Any], RecordOutcome], None]:
+        containers = self.containers if self.containers and self.containers.covers(spec) else None
+
+        def remember(record: dict[str, Any], outcome: RecordOutcome) -> None:
+            if containers is not None:
+                containers.add(spec, record, outcome)
+                if self.observe is not None:
+                    self.observe(spec, record)
             if spec.name in self.reviewed:
                 self.names[spec.name, record["id"]] = str(record.get(spec.label[0]))
+            if outcome is RecordOutcome.HELD:
+                self._hold(spec, record)
+            if outcome is not RecordOutcome.WRITE:
+                return
             if not spec.restored_as_is:
                 column, target = next(iter(spec.references.items()))
                 name = self.names.get((target, record.get(column, -1)), "?")
@@ -382,6 +454,54 @@ class _Planner:
                 self.plan.attachment_bytes += int(record.get("size") or 0)
 
         return remember
+
+    def _hold(self, spec: EntitySpec, record: dict[str, Any]) -> None:
+        """A member held for review: its account ID under the group's name."""
+        assert spec.held_by is not None
+        names = [
+            self.names.get((target, record.get(column, -1)), "?")
+            for column, target in spec.references.items()
+        ]
+        group = names[list(spec.references).index(spec.held_by)]
+        members = self.plan.held_members.setdefault(group, set())
+        members.update(n for c, n in zip(spec.references, names, strict=True) if c != spec.held_by)
+
+
+class _Containers:
+    """Written content records per container (the product's first content entity: Jira
+    projects, Confluence spaces), found through each record's reference towards it."""
+
+    def __init__(self, specs: list[EntitySpec]) -> None:
+        content = [s for s in specs if s.phase != USERS_AND_GROUPS]
+        names = {s.name for s in content}
+        self.container = content[0].name if content else ""
+        self.towards = {
+            s.name: next(c for c, t in s.references.items() if t in names and t != s.name)
+            for s in content[1:]
+        }
+        # Source ID -> container source ID, for the entities other content refers to.
+        self.of: dict[str, dict[int, int]] = {
+            s.name: {} for s in content if s.name in referenced(specs) and s.name in self.towards
+        }
+        self.counts: dict[int, Counter[str]] = {}
+
+    def covers(self, spec: EntitySpec) -> bool:
+        return spec.name == self.container or spec.name in self.towards
+
+    def add(self, spec: EntitySpec, record: dict[str, Any], outcome: RecordOutcome) -> None:
+        if spec.name == self.container:
+            container: int | None = record.get("id")
+        else:
+            column = self.towards[spec.name]
+            target = spec.references[column]
+            value: Any = record.get(column)
+            container = value if target == self.container else self.of[target].get(value)
+        if container is None:
+            return
+        if spec.name in self.of:
+            self.of[spec.name][record["id"]] = container
+        if outcome is RecordOutcome.WRITE:
+            self.counts.setdefault(container, Counter())[spec.name] += 1
 
 
 async def destination_is_empty(conn: AsyncConnection, destination: ProductInstance) -> bool:

@@ -15,7 +15,7 @@ from datetime import datetime
 from enum import Enum
 from typing import Any
 
-from sqlalchemy import Column, Dialect, insert
+from sqlalchemy import Column, Dialect, Table, insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from recoverly.products.archive import ArchiveError
@@ -37,9 +37,17 @@ class BulkInsert:
     COPY; else through ``executemany``.
     """
 
-    def __init__(self, spec: EntitySpec, dialect: Dialect, constants: dict[str, Any]) -> None:
+    def __init__(
+        self,
+        spec: EntitySpec,
+        dialect: Dialect,
+        constants: dict[str, Any],
+        *,
+        table: Table | None = None,
+    ) -> None:
         self.spec = spec
-        table = spec.target
+        table = spec.target if table is None else table
+        self.table = table
         columns = [column for column in table.c if not column.primary_key]
         self.names = [column.name for column in columns]
         compiled = insert(table).inline().compile(dialect=dialect, column_keys=self.names)
@@ -121,7 +129,7 @@ class BulkInsert:
         (``executemany`` waits on the server row by row), else ``VALUES`` pages."""
         if self._copy:
             driver = await _driver_in_transaction(conn)
-            table = self.spec.target
+            table = self.table
             await driver.copy_records_to_table(
                 table.name, schema_name=table.schema, columns=self.names, records=rows.tuples()
             )

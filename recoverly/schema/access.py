@@ -11,7 +11,7 @@ from recoverly import models
 from recoverly.resolvers.context import Context
 from recoverly.resolvers.global_ids import to_global_id
 from recoverly.schema.connections import Connection
-from recoverly.schema.enums import AccessReviewStatus, ProductKey
+from recoverly.schema.enums import AccessReviewKind, AccessReviewStatus, ProductKey
 from recoverly.schema.node import Node
 from recoverly.schema.organizations import ProductInstance, Viewer
 from recoverly.schema.restores import Restore
@@ -78,10 +78,15 @@ class Group(Node):
         return Connection.from_page(page, User.from_row, after=after)
 
 
-@strawberry.type(description="A restored group's product access, and the admin's decision.")
+@strawberry.type(
+    description="A restored group's product access (GROUP_ACCESS), or restored members of a "
+    "group that already granted it (MEMBERS: they join the group only if approved), and the "
+    "admin's decision."
+)
 class AccessReview(Node):
     row: strawberry.Private[models.AccessReview]
     product: ProductKey
+    kind: AccessReviewKind
     status: AccessReviewStatus
     created_at: datetime
     decided_at: datetime | None
@@ -93,6 +98,7 @@ class AccessReview(Node):
             id=strawberry.ID(to_global_id("AccessReview", row.id)),
             row=row,
             product=row.product,
+            kind=row.kind,
             status=row.status,
             created_at=row.created_at,
             decided_at=row.decided_at,

@@ -54,12 +54,16 @@ class BroadcastData(dict[str, Any]):
         return found
 
     def wire_frame(self, operation_id: str) -> bytes:
-        """That message as a whole websocket text frame (server frames are not masked)."""
+        """That message as a whole websocket text frame."""
         found = self._wire.get(operation_id)
         if found is None:
-            text = self.frame(operation_id).encode()
-            found = self._wire[operation_id] = Frame(Opcode.TEXT, text).serialize(mask=False)
+            found = self._wire[operation_id] = text_frame(self.frame(operation_id))
         return found
+
+
+def text_frame(text: str) -> bytes:
+    """A whole websocket text frame as a server sends it (not masked)."""
+    return Frame(Opcode.TEXT, text.encode()).serialize(mask=False)
 
 
 class Broadcasts:

@@ -6,11 +6,14 @@ from __future__ import annotations
 import strawberry
 
 from recoverly.models import (
+    AccessReviewKind,
     AccessReviewStatus,
     BackupLocation,
     BackupStatus,
     ConflictPolicy,
     ProductKey,
+    RestoreItemAction,
+    RestoreItemKind,
     RestorePhase,
     RestoreStatus,
     Schedule,
@@ -27,6 +30,9 @@ for _enum, _name in (
     (RestoreStatus, "RestoreStatus"),
     (RestorePhase, "RestorePhase"),
     (AccessReviewStatus, "AccessReviewStatus"),
+    (AccessReviewKind, "AccessReviewKind"),
+    (RestoreItemKind, "RestoreItemKind"),
+    (RestoreItemAction, "RestoreItemAction"),
     (ConflictPolicy, "ConflictPolicy"),
     (ErrorCode, "ErrorCode"),
 ):
@@ -36,12 +42,15 @@ PRODUCT_NAMES = {ProductKey.JIRA: "Jira", ProductKey.CONFLUENCE: "Confluence"}
 
 __all__ = [
     "PRODUCT_NAMES",
+    "AccessReviewKind",
     "AccessReviewStatus",
     "BackupLocation",
     "BackupStatus",
     "ConflictPolicy",
     "ErrorCode",
     "ProductKey",
+    "RestoreItemAction",
+    "RestoreItemKind",
     "RestorePhase",
     "RestoreStatus",
     "Schedule",

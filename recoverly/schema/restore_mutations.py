@@ -9,7 +9,13 @@ from strawberry.types import Info
 from recoverly.resolvers import restore_mutations
 from recoverly.resolvers.context import Context
 from recoverly.schema.backups import Backup
-from recoverly.schema.enums import ConflictPolicy, ProductKey
+from recoverly.schema.enums import (
+    AccessReviewKind,
+    ConflictPolicy,
+    ProductKey,
+    RestoreItemAction,
+    RestoreItemKind,
+)
 from recoverly.schema.errors import UserError, user_errors
 from recoverly.schema.organizations import ProductInstance
 from recoverly.schema.restores import Restore
@@ -64,12 +70,56 @@ class CancelRestorePayload:
     errors: list[UserError]
 
 
-@strawberry.type(description="A restored group's product access that would await review.")
+@strawberry.type(
+    description="A review the restore would create: a restored group's product access "
+    "(GROUP_ACCESS), or restored members of a group that already grants it (MEMBERS)."
+)
 class PreviewAccessReview:
     group_name: str
     product: ProductKey
     billable_users_added: int = strawberry.field(
         description="Users who would become billable if this review alone were approved."
+    )
+    kind: AccessReviewKind = AccessReviewKind.GROUP_ACCESS
+    held_members: int = strawberry.field(
+        default=0,
+        description="MEMBERS: restored members who would wait for this review to join the "
+        "group (no access before approval); 0 for GROUP_ACCESS.",
+    )
+
+
+@strawberry.type(description="Items of a project or space compared with the destination's.")
+class RestoreItemDiff:
+    only_in_backup: int = strawberry.field(description="Only in the backup: would be added.")
+    identical: int = strawberry.field(description="In both, with the same content hash.")
+    different: int = strawberry.field(description="In both, with different content hashes.")
+    only_in_destination: int = strawberry.field(description="Only in the destination.")
+
+
+@strawberry.type(description="What the restore does with one project or space of the backup.")
+class RestorePreviewItem:
+    kind: RestoreItemKind
+    key: str
+    name: str
+    action: RestoreItemAction
+    target_key: str = strawberry.field(description="The key it will have in the destination.")
+    entity_counts: JSON = strawberry.field(
+        description="Records the restore writes for it, per content entity: the items' "
+        "counts add up to the preview's for those entities."
+    )
+    diff: RestoreItemDiff | None = strawberry.field(
+        description="Its items (Jira issues by key, Confluence pages by title) compared with "
+        "the destination's by a content hash over their fields, comments and attachments; "
+        "null when the key does not exist in the destination (or it is renamed)."
+    )
+
+
+@strawberry.type(description="Users or groups of the backup, as the restore would treat them.")
+class RestorePreviewDirectory:
+    created: int = strawberry.field(description="New in the destination.")
+    reused: int = strawberry.field(
+        description="Already in the destination (users by account ID, groups by name): "
+        "mapped to, never modified."
     )
 
 
@@ -88,6 +138,20 @@ class RestorePreviewPayload:
     access_reviews: list[PreviewAccessReview]
     errors: list[UserError] = strawberry.field(
         description="The errors startRestore would return now."
+    )
+    items: list[RestorePreviewItem] = strawberry.field(
+        default_factory=list,
+        description="One per selected project or space (every one for a full-site restore).",
+    )
+    users: RestorePreviewDirectory | None = strawberry.field(
+        default=None,
+        description="Users the restore creates or maps to existing ones (by account ID); "
+        "null when it leaves users and groups out.",
+    )
+    groups: RestorePreviewDirectory | None = strawberry.field(
+        default=None,
+        description="Groups the restore creates or maps to existing ones (by name); null "
+        "when it leaves users and groups out.",
     )
 
 
@@ -112,9 +176,50 @@ async def restore_preview(
                 billable_users_added=preview.billing.get((name, product), 0),
             )
             for name, product in (plan.groups_with_access if plan else [])
+        ]
+        + [
+            PreviewAccessReview(
+                group_name=name,
+                product=ProductKey(preview.destination.product),
+                billable_users_added=billable,
+                kind=AccessReviewKind.MEMBERS,
+                held_members=held,
+            )
+            for name, (held, billable) in preview.held.items()
+            if preview.destination is not None
         ],
         errors=user_errors(preview.errors),
+        items=[
+            RestorePreviewItem(
+                kind=item.kind,
+                key=item.key,
+                name=item.name,
+                action=item.action,
+                target_key=item.target_key,
+                entity_counts=JSON(item.entity_counts),
+                diff=RestoreItemDiff(
+                    only_in_backup=item.diff.only_in_backup,
+                    identical=item.diff.identical,
+                    different=item.diff.different,
+                    only_in_destination=item.diff.only_in_destination,
+                )
+                if item.diff
+                else None,
+            )
+            for item in preview.items
+        ],
+        users=_directory(plan.entity_counts, plan.existing, "users") if plan else None,
+        groups=_directory(plan.entity_counts, plan.existing, "groups") if plan else None,
     )
+
+
+def _directory(
+    written: dict[str, int], existing: dict[str, int], entity: str
+) -> RestorePreviewDirectory | None:
+    """Null when the restore leaves users and groups out."""
+    if entity not in written:
+        return None
+    return RestorePreviewDirectory(created=written[entity], reused=existing.get(entity, 0))
 
 
 @strawberry.type

@@ -1,5 +1,9 @@
 """Product access and billing: restored groups wait for review; decisions apply access.
 
+Restored members of a group that already granted product access wait too (``MEMBERS``
+reviews, their members in ``HeldMembership``): approving adds them to the group, denying
+leaves them out (or takes out again those an approval added).
+
 A user is billable for a product when they belong to a group with applied access to it on
 one of the organization's sites; the same person (account ID) counts once per product.
 """
@@ -10,17 +14,21 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import delete
+from sqlalchemy import delete, tuple_
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from recoverly.models import (
+    FINAL_RESTORE_STATUSES,
     AccessReview,
+    AccessReviewKind,
     AccessReviewStatus,
     GroupMembership,
     GroupProductAccess,
+    HeldMembership,
     ProductInstance,
     ProductKey,
+    Restore,
     SiteGroup,
     SiteUser,
 )
@@ -66,11 +74,33 @@ async def group_accounts(session: AsyncSession, group_ids: Iterable[int]) -> dic
     return members
 
 
+async def held_accounts(
+    session: AsyncSession, reviews: Sequence[AccessReview]
+) -> dict[tuple[int, int], set[str]]:
+    """Account IDs held by ``MEMBERS`` reviews, by (restore id, group id)."""
+    keys = {(r.restore_id, r.group_id) for r in reviews if r.kind == AccessReviewKind.MEMBERS}
+    if not keys:
+        return {}
+    statement = (
+        select(HeldMembership.restore_id, HeldMembership.group_id, SiteUser.account_id)
+        .join(SiteUser, col(SiteUser.id) == HeldMembership.user_id)
+        .where(tuple_(col(HeldMembership.restore_id), col(HeldMembership.group_id)).in_(keys))
+    )
+    held: dict[tuple[int, int], set[str]] = defaultdict(set)
+    for restore_id, group_id, account_id in (await session.exec(statement)).all():
+        held[restore_id, group_id].add(account_id)
+    return held
+
+
 async def billable_users_added(
     session: AsyncSession, reviews: Sequence[AccessReview]
 ) -> dict[int, int]:
-    """For each review: users who would become billable if it alone were approved now."""
-    members = await group_accounts(session, {r.group_id for r in reviews})
+    """For each review: users who would become billable if it alone were approved now (the
+    group's members for its access, the held members for a ``MEMBERS`` review)."""
+    members = await group_accounts(
+        session, {r.group_id for r in reviews if r.kind != AccessReviewKind.MEMBERS}
+    )
+    held = await held_accounts(session, reviews)
     billable: dict[tuple[int, ProductKey], set[str]] = {}
     added = {}
     for review in reviews:
@@ -78,7 +108,11 @@ async def billable_users_added(
         if key not in billable:
             billable[key] = await billable_accounts(session, organization_id=key[0], product=key[1])
         assert review.id is not None
-        added[review.id] = len(members.get(review.group_id, set()) - billable[key])
+        if review.kind == AccessReviewKind.MEMBERS:
+            accounts = held.get((review.restore_id, review.group_id), set())
+        else:
+            accounts = members.get(review.group_id, set())
+        added[review.id] = len(accounts - billable[key])
     return added
 
 
@@ -157,6 +191,8 @@ async def decide_reviews(
         reviews = list((await session.exec(statement)).all())
         if len(reviews) != len(set(review_ids)):
             raise not_found("access review", field=["input", "reviewIds"])
+        if approve:
+            await _check_restores_finished(session, reviews)
         before = await _billing_counts(session, reviews)
         changed = [r for r in reviews if r.status != wanted]
         for review in changed:
@@ -164,6 +200,23 @@ async def decide_reviews(
         after = await _billing_counts(session, reviews)
         _audit_decision(session, scope, reviews, changed, wanted, before, after)
     return reviews
+
+
+async def _check_restores_finished(session: AsyncSession, reviews: Sequence[AccessReview]) -> None:
+    """A ``MEMBERS`` review is approved once its restore has finished: until then the restore
+    may still hold members of the group behind it (denying needs no wait)."""
+    restore_ids = {r.restore_id for r in reviews if r.kind == AccessReviewKind.MEMBERS}
+    if not restore_ids:
+        return
+    statement = select(Restore.id).where(
+        col(Restore.id).in_(restore_ids), col(Restore.status).not_in(FINAL_RESTORE_STATUSES)
+    )
+    if (await session.exec(statement)).first() is not None:
+        raise ServiceError(
+            ErrorCode.INVALID_INPUT,
+            "restored members can be approved once their restore has finished",
+            field=["input", "reviewIds"],
+        )
 
 
 async def _apply(
@@ -177,7 +230,9 @@ async def _apply(
     review.status = wanted
     review.decided_by_id = scope.admin_id
     review.decided_at = runtime.now()
-    if wanted == AccessReviewStatus.APPROVED:
+    if review.kind == AccessReviewKind.MEMBERS:
+        await _apply_members(session, review, approved=wanted == AccessReviewStatus.APPROVED)
+    elif wanted == AccessReviewStatus.APPROVED:
         await _grant(
             session,
             group_id=review.group_id,
@@ -186,6 +241,52 @@ async def _apply(
         )
     else:
         await _revoke(session, group_id=review.group_id, product=review.product)
+
+
+async def _apply_members(session: AsyncSession, review: AccessReview, *, approved: bool) -> None:
+    """Add the review's held members to the group (those not in it already), or take out
+    again the ones an approval added."""
+    held = list(
+        (
+            await session.exec(
+                select(HeldMembership).where(
+                    col(HeldMembership.restore_id) == review.restore_id,
+                    col(HeldMembership.group_id) == review.group_id,
+                    col(HeldMembership.applied) == (not approved),
+                )
+            )
+        ).all()
+    )
+    if not held:
+        return
+    users = [h.user_id for h in held]
+    if not approved:
+        await session.exec(
+            delete(GroupMembership).where(
+                col(GroupMembership.group_id) == review.group_id,
+                col(GroupMembership.user_id).in_(users),
+                col(GroupMembership.restore_id).is_(None),
+            )
+        )
+    else:
+        present = set(
+            (
+                await session.exec(
+                    select(GroupMembership.user_id).where(
+                        col(GroupMembership.group_id) == review.group_id,
+                        col(GroupMembership.user_id).in_(users),
+                    )
+                )
+            ).all()
+        )
+        held = [h for h in held if h.user_id not in present]
+        session.add_all(
+            GroupMembership(instance_id=h.instance_id, group_id=h.group_id, user_id=h.user_id)
+            for h in held
+        )
+    for row in held:
+        row.applied = approved
+    await session.flush()
 
 
 async def _grant(
@@ -324,6 +425,7 @@ async def _close_reviews(
                 col(AccessReview.group_id) == group_id,
                 col(AccessReview.product) == product,
                 col(AccessReview.status) == AccessReviewStatus.PENDING,
+                col(AccessReview.kind) == AccessReviewKind.GROUP_ACCESS,
             )
         )
     ).all()

@@ -31,6 +31,7 @@ from recoverly.observability.incidents import cite, report
 from recoverly.observability.logs import get_logger
 from recoverly.products.archive import ArchiveError
 from recoverly.products.archive_reader import ArchiveReader
+from recoverly.products.restore_diff import PreviewItem, plan_with_items
 from recoverly.products.restore_engine import RestoreOptions, RestorePlan, plan_restore
 from recoverly.products.restore_plan import destination_is_empty
 from recoverly.products.selection import Selection, archive_containers, destination_containers
@@ -82,6 +83,9 @@ class Preview:
     destination_empty: bool | None = None  # known with the plan
     options: RestoreOptions | None = None  # what was planned, the selection checked
     billing: dict[tuple[str, str], int] = field(default_factory=dict)
+    items: list[PreviewItem] = field(default_factory=list)  # per project or space
+    # For each group whose restored members wait for review: members held, billable added.
+    held: dict[str, tuple[int, int]] = field(default_factory=dict)
 
 
 async def check_request(
@@ -199,19 +203,14 @@ async def check_selection(
     return replace(request.options, selection=selection)
 
 
-async def _plan(
+async def _checked_options(
     runtime: Runtime, reader: ArchiveReader, checked: Checked, request: RestoreRequest
-) -> tuple[RestoreOptions, RestorePlan]:
-    """The request's options (its selection checked) and the plan of a restore with them."""
-    assert checked.destination.id is not None
+) -> RestoreOptions:
+    """The request's options, its selection checked against the archive and destination."""
     if request.selection.given:
         checked.in_archive = await asyncio.to_thread(archive_containers, reader)
     async with runtime.db.session() as session:
-        options = await check_selection(session, checked, request)
-    plan = await plan_restore(
-        runtime.db, reader, destination_id=checked.destination.id, options=options
-    )
-    return options, plan
+        return await check_selection(session, checked, request)
 
 
 def _selection_json(selection: Selection | None) -> dict[str, object] | None:
@@ -236,7 +235,10 @@ async def start_restore(runtime: Runtime, scope: Scope, request: RestoreRequest)
             checked.destination, request, empty=await is_empty(session, checked.destination)
         )
     async with _archive(runtime, checked) as reader:
-        options, plan = await _plan(runtime, reader, checked, request)
+        options = await _checked_options(runtime, reader, checked, request)
+        plan = await plan_restore(
+            runtime.db, reader, destination_id=request.destination_id, options=options
+        )
     in_archive = checked.in_archive
     async with runtime.db.transaction() as session:
         checked = await check_request(runtime, session, scope, request)
@@ -343,13 +345,16 @@ async def preview_restore(runtime: Runtime, scope: Scope, request: RestoreReques
             preview.errors.append(error)
     try:
         async with _archive(runtime, checked) as reader:
-            preview.options, preview.plan = await _plan(runtime, reader, checked, request)
+            options = await _checked_options(runtime, reader, checked, request)
+            plan, preview.items = await plan_with_items(
+                runtime.db, reader, destination_id=request.destination_id, options=options
+            )
+            preview.options, preview.plan = options, plan
             preview.destination_empty = empty
-            if preview.plan.groups_with_access:
+            if plan.groups_with_access:
                 members = await asyncio.to_thread(archived_group_members, reader)
-                preview.billing = await _billing_impact(
-                    runtime, checked.destination, preview.plan, members
-                )
+                preview.billing = await _billing_impact(runtime, checked.destination, plan, members)
+            preview.held = await _held_impact(runtime, checked.destination, plan)
     except ServiceError as error:
         preview.errors.append(error)
     return preview
@@ -377,6 +382,23 @@ def archived_group_members(reader: ArchiveReader) -> dict[str, set[str]]:
     for record in reader.records("directory/group_memberships.jsonl"):
         members[names[record["group_id"]]].add(accounts[record["user_id"]])
     return members
+
+
+async def _held_impact(
+    runtime: Runtime, destination: ProductInstance, plan: RestorePlan
+) -> dict[str, tuple[int, int]]:
+    """For each group whose restored members would wait for review (a ``MEMBERS`` review for
+    the site's product): members held, and users approving it alone would make billable."""
+    if not plan.held_members:
+        return {}
+    async with runtime.db.session() as session:
+        billable = await billable_accounts(
+            session, organization_id=destination.organization_id, product=destination.product
+        )
+    return {
+        group: (len(accounts), len(accounts - billable))
+        for group, accounts in sorted(plan.held_members.items())
+    }
 
 
 async def _billing_impact(

@@ -178,6 +178,11 @@ async def test_jira_wizard_live_progress_and_approval_billing(
     contractors = page.locator("ul.reviews li", has_text="contractors")
     impact = int(await contractors.locator(".impact").inner_text())
     assert impact > 0
+    # One row per project of the backup: created in the empty sandbox, nothing to compare.
+    ops = page.locator('table.items tr[data-key="OPS"]')
+    await expectation(ops.locator(".action")).to_have_text("Create")
+    await expectation(ops.locator(".diff")).to_have_text("not in the destination")
+    await expectation(ops).to_contain_text(" issues")
     await console.shot("wizard-review")
 
     # The site became busy meanwhile: the error shows in place, every choice stays.

@@ -12,6 +12,7 @@ from sqlalchemy import delete, select, update
 from recoverly.database import Database
 from recoverly.models import (
     AccessReview,
+    AccessReviewKind,
     AccessReviewStatus,
     ConfluenceAttachment,
     ConfluenceComment,
@@ -19,6 +20,7 @@ from recoverly.models import (
     ConfluenceSpace,
     GroupMembership,
     GroupProductAccess,
+    HeldMembership,
     JiraAttachment,
     JiraComment,
     JiraIssue,
@@ -528,3 +530,64 @@ def test_checkpoint_reads_back_what_every_version_stored() -> None:
     assert Checkpoint.from_json({"entity": "issues", "index": 500}, items_done=700) == Checkpoint(
         entity="issues", index=500, items_done=700
     )
+
+
+# --- Members held for review ---------------------------------------------------------
+
+
+async def leave_granting_groups(db: Database, instance_id: int, users: int) -> None:
+    """The first ``users`` members of the site's groups with access leave all of them."""
+    access = GroupProductAccess.__table__  # type: ignore[attr-defined]
+    member = GroupMembership.__table__  # type: ignore[attr-defined]
+    granting = select(access.c.group_id).where(access.c.instance_id == instance_id)
+    leavers = sorted(
+        {
+            r.user_id
+            for r in await rows(db, select(member.c.user_id).where(member.c.group_id.in_(granting)))
+        }
+    )[:users]
+    async with db.transaction() as session:
+        await (await session.connection()).execute(
+            delete(member).where(member.c.user_id.in_(leavers), member.c.group_id.in_(granting))
+        )
+
+
+@pytest.mark.parametrize("crash_at", [None, 5, 8])
+async def test_held_members_resume_to_the_same_reviews_and_purge_away(
+    db: Database, seeded: Seeded, crash_at: int | None
+) -> None:
+    """Restoring the Confluence backup into its own site after people left its groups with
+    access: their memberships are held behind one MEMBERS review per group, not written;
+    a crash and resume ends the same, and a purge leaves the site as it was."""
+    site = seeded.info.instances["acme_confluence"]
+    await leave_granting_groups(db, site, users=4)
+    before = await digest(db, seeded, "acme_confluence")
+    with ArchiveReader(seeded.confluence_archive, max_expansion_bytes=LIMIT) as reader:
+        plan = await plan_restore(db, reader, destination_id=site, options=RestoreOptions())
+    assert plan.entity_counts["held_memberships"] > 0
+    restore_id = await new_restore(
+        db, seeded.info, source="acme_confluence", destination="acme_confluence"
+    )
+    if crash_at is not None:
+        with pytest.raises(Crash):
+            await restore(
+                db, seeded, restore_id, destination="acme_confluence",
+                progress=Progress(crash_at=crash_at), chunk_size=20,
+            )  # fmt: skip
+    result = await restore(db, seeded, restore_id, destination="acme_confluence")
+
+    assert result.entity_counts == plan.entity_counts
+    assert result.held == {"group_memberships": plan.entity_counts["held_memberships"]}
+    assert (
+        await count(db, HeldMembership, restore_id=restore_id) == result.held["group_memberships"]
+    )
+    reviews = await access_reviews(db, restore_id)
+    assert sorted(name for name, _, _ in reviews) == sorted(plan.held_members)
+    assert {(product, status) for _, product, status in reviews} == {("CONFLUENCE", "PENDING")}
+    assert await count(db, AccessReview, kind=AccessReviewKind.MEMBERS.value) == len(reviews)
+    assert await digest(db, seeded, "acme_confluence") == before, "no member added yet"
+
+    await purge(db, restore_id=restore_id)
+    assert await access_reviews(db, restore_id) == []
+    assert await count(db, HeldMembership, restore_id=restore_id) == 0
+    assert await digest(db, seeded, "acme_confluence") == before

@@ -8,7 +8,7 @@ import { ConfirmButton, Errors, Loading, PRODUCT_NAMES, asErrors, html, label, u
 const PAGE = `query ConsoleAccess($org: ID!) {
   organization(id: $org) { billing { product billableUsers } }
   pendingAccessReviews(organizationId: $org) {
-    id product billableUsersAdded createdAt restore { id destination { name } }
+    id kind product billableUsersAdded createdAt restore { id destination { name } }
     group { id name memberCount instance { name } members(first: 10) { totalCount nodes { id displayName email } } }
   }
   accessReviews(organizationId: $org, status: [APPROVED, DENIED], first: 20) {
@@ -63,10 +63,11 @@ export function AccessPage({ org }) {
               <button type="button" class="secondary" onClick=${() => decide("denyGroupAccess", pending.map((r) => r.id))}>Deny all</button>
             </div>
           </div>
-          <ul class="cards">${pending.map((r) => html`<li class="card review" data-group=${r.group.name} key=${r.id}>
+          <ul class="cards">${pending.map((r) => html`<li class="card review" data-group=${r.group.name} data-kind=${r.kind} key=${r.id}>
             <h3>${r.group.name} <span class="muted">· ${PRODUCT_NAMES[r.product]} on ${r.group.instance ? r.group.instance.name : "—"}</span></h3>
             <p><strong class="impact">${r.billableUsersAdded} new billable user${r.billableUsersAdded === 1 ? "" : "s"}</strong>
               <span class="muted"> · ${r.group.memberCount} member${r.group.memberCount === 1 ? "" : "s"}, restored ${when(r.createdAt)}</span></p>
+            ${r.kind === "MEMBERS" ? html`<p class="kind">Restored members wait to join this group, which already has access: approving adds them.</p>` : null}
             <details><summary>Members</summary><ul>
               ${r.group.members.nodes.map((m) => html`<li>${m.displayName} <span class="muted">${m.email}</span></li>`)}
               ${r.group.members.totalCount > r.group.members.nodes.length ? html`<li class="muted">and ${r.group.members.totalCount - r.group.members.nodes.length} more</li>` : null}

@@ -24,7 +24,9 @@ const PREVIEW = `query ConsoleRestorePreview($input: StartRestoreInput!) {
   restorePreview(input: $input) {
     itemsTotal entityCounts skippedSpaces attachments attachmentBytes destinationEmpty
     backup { id createdAt location source { name } } destination { id name url }
-    accessReviews { groupName product billableUsersAdded }
+    accessReviews { groupName product kind heldMembers billableUsersAdded }
+    items { kind key name action targetKey entityCounts
+            diff { onlyInBackup identical different onlyInDestination } }
     errors { code message field }
   }
 }`;
@@ -151,6 +153,25 @@ function DestinationStep({ products, wizard, update, go }) {
     <${Nav} go=${go} step=${3} canNext=${usable(wizard.destinationId)} nextLabel="Review" />`;
 }
 
+const ACTION_NAMES = { CREATE: "Create", SKIP: "Skip", RENAME: "Rename to", MERGE: "Merge" };
+
+/** Per project or space: what the restore does, what it writes, and the diff with the site. */
+function Items({ items }) {
+  if (!items.length) return null;
+  const kind = items[0].kind === "PROJECT" ? "Project" : "Space";
+  return html`<table class="items">
+    <thead><tr><th>${kind}</th><th>Action</th><th>Will be restored</th>
+      <th title="Issues or pages: only in the backup / identical / different / only in the destination">Compared with the destination</th></tr></thead>
+    <tbody>${items.map((i) => html`<tr key=${i.key} data-key=${i.key}>
+      <td><strong>${i.key}</strong> <span class="muted">${i.name}</span></td>
+      <td class="action">${ACTION_NAMES[i.action]}${i.action === "RENAME" ? ` ${i.targetKey}` : ""}</td>
+      <td>${counts(i.entityCounts)}</td>
+      <td class="diff">${i.diff
+        ? `${i.diff.onlyInBackup} only in the backup, ${i.diff.identical} identical, ${i.diff.different} different, ${i.diff.onlyInDestination} only in the destination`
+        : html`<span class="muted">not in the destination</span>`}</td>
+    </tr>`)}</tbody></table>`;
+}
+
 function ReviewStep({ wizard, update, go }) {
   const [preview, error, reload] = useLoad(() => gql(PREVIEW, { input: restoreInput(wizard) }), []);
   const [starting, setStarting] = useState(false);
@@ -182,11 +203,12 @@ function ReviewStep({ wizard, update, go }) {
       <dt>Will be restored</dt><dd>${counts(p.entityCounts)} <span class="muted">(${p.itemsTotal.toLocaleString()} items)</span></dd>
       ${p.skippedSpaces.length ? html`<dt>Skipped spaces</dt><dd class="skipped">${p.skippedSpaces.join(", ")}</dd>` : null}
     </dl>
+    <${Items} items=${p.items} />
     <h3>Product access reviews</h3>
     ${p.accessReviews.length
-      ? html`<p>Restored groups get their product access back only after you approve it:</p>
-        <ul class="reviews">${p.accessReviews.map((r) => html`<li>
-          <strong>${r.groupName}</strong>, ${PRODUCT_NAMES[r.product]}: approving adds${" "}<span class="impact">${r.billableUsersAdded}</span> new billable user${r.billableUsersAdded === 1 ? "" : "s"}</li>`)}</ul>`
+      ? html`<p>Restored groups get their product access back, and restored members join a group that has access, only after you approve it:</p>
+        <ul class="reviews">${p.accessReviews.map((r) => html`<li data-kind=${r.kind}>
+          <strong>${r.groupName}</strong>, ${PRODUCT_NAMES[r.product]}${r.kind === "MEMBERS" ? ` (${r.heldMembers} restored member${r.heldMembers === 1 ? "" : "s"})` : ""}: approving adds${" "}<span class="impact">${r.billableUsersAdded}</span> new billable user${r.billableUsersAdded === 1 ? "" : "s"}</li>`)}</ul>`
       : html`<p class="muted">This restore creates no access review: billing does not change.</p>`}
     <${Errors} errors=${errors} />
     <${Nav} go=${go} step=${4} canNext=${!starting} nextLabel="Restore" onNext=${start} />`;
