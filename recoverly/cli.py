@@ -129,6 +129,7 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
     config = uvicorn.Config(
         create_app(runtime=runtime),
         log_config=None,
+        access_log=False,  # the request log's lines replace uvicorn's access lines
         ws="websockets-sansio",
         ws_per_message_deflate=False,
         ws_max_size=settings.max_websocket_message_bytes,

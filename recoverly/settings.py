@@ -46,6 +46,10 @@ class Settings(BaseSettings):
     retry_backoff_seconds: float = 2.0
     scheduler_interval_seconds: float = 30.0
     internal_retention_days: int = 14
+    # Live internal copies whose blob each scheduler tick checks (the next ones by ID, from
+    # the first again after the last): at most this much storage work per tick, however
+    # many copies there are.
+    copy_check_batch: int = Field(default=2000, ge=1)
 
     archive_max_expansion_bytes: int = Field(default=20 * 1024**3)
     restore_chunk_size: int = 5000

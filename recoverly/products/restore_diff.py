@@ -25,6 +25,7 @@ from datetime import UTC, datetime
 from functools import cached_property
 from typing import Any
 
+import orjson
 from sqlalchemy import Table, select
 
 from recoverly.database import Database
@@ -327,10 +328,10 @@ async def _destination_side(db: Database, shape: _Shape, containers: dict[int, i
 
     async for rows in _chunks(db, table, columns, where):
         await asyncio.to_thread(add_items, rows)
+    item_ids = list(side.ids)
     for leaf, column in shape.leaves:
         leaf_table = leaf.target
-        mine = select(table.c.id).where(where)
-        leaf_where = leaf_table.c[column].in_(mine)
+        selected = [leaf_table.c.id, *(leaf_table.c[c] for c in sorted({*leaf.fields, column}))]
 
         def add_leaves(
             rows: list[dict[str, Any]], leaf: EntitySpec = leaf, column: str = column
@@ -338,7 +339,14 @@ async def _destination_side(db: Database, shape: _Shape, containers: dict[int, i
             for row in rows:
                 side.add_leaf(row[column], _hash(leaf, row))
 
-        async for rows in _chunks(db, leaf_table, {*leaf.fields, column}, leaf_where):
+        # By the items' IDs a chunk at a time (the leaf's index on its item column), not
+        # by a subquery over the items, which SQLite ran again for every page of leaves.
+        for start in range(0, len(item_ids), CHUNK_SIZE):
+            chunk = item_ids[start : start + CHUNK_SIZE]
+            statement = select(*selected).where(leaf_table.c[column].in_(chunk))
+            async with db.session() as session:
+                result = await (await session.connection()).execute(statement)
+                rows = [r._asdict() for r in result]
             await asyncio.to_thread(add_leaves, rows)
     return side
 
@@ -365,16 +373,31 @@ def _key(values: Mapping[str, Any], columns: tuple[str, ...]) -> str:
 
 
 def _hash(spec: EntitySpec, values: Mapping[str, Any]) -> bytes:
-    """SHA-256 of a record's or row's copied fields, times as UTC ISO-8601 on both sides."""
-    fields = []
-    for name in spec.fields:
-        value = values.get(name)
-        if name in spec.datetime_fields and value is not None:
-            value = _utc(value)
-        fields.append(value)
-    return hashlib.sha256(json.dumps(fields, ensure_ascii=False).encode()).digest()
+    """SHA-256 of a record's or row's copied fields, times as UTC ISO-8601 on both sides
+    (encoded with orjson: the diff hashes every item and leaf of both sides)."""
+    times = spec.datetime_fields
+    fields = [
+        _utc(value) if name in times and value is not None else value
+        for name in spec.fields
+        for value in (values.get(name),)
+    ]
+    try:
+        encoded = orjson.dumps(fields)
+    except TypeError:  # what orjson refuses (a lone surrogate, a huge integer)
+        encoded = json.dumps(fields, ensure_ascii=False, default=str).encode(errors="replace")
+    return hashlib.sha256(encoded).digest()
 
 
 def _utc(value: Any) -> str:
-    moment = value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
+    """A time as the export writes it (``isoformat`` of the UTC time): an archive's string
+    already in that form is taken as it is; anything else is parsed."""
+    if isinstance(value, datetime):
+        moment = value
+    else:
+        text = str(value)
+        if text.endswith("+00:00") and text[10:11] == "T":
+            return text
+        moment = datetime.fromisoformat(text)
+    if moment.tzinfo is None:  # SQLite's naive UTC
+        return moment.replace(tzinfo=UTC).isoformat()
     return moment.astimezone(UTC).isoformat()

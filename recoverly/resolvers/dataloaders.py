@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Callable, Coroutine, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
+from functools import cached_property
 from typing import Any, TypeVar
 
 from sqlalchemy import func
@@ -43,32 +44,93 @@ SessionProvider = Callable[[], AbstractAsyncContextManager[AsyncSession]]
 
 
 class Loaders:
-    """The request's loaders; every batch runs on the request's one session (``session``)."""
+    """The request's loaders, each made when first used (a request uses few of them); every
+    batch runs on the request's one session (``session``)."""
 
     def __init__(self, session: SessionProvider, scope: Scope) -> None:
         self.session = session
         self.scope = scope
-        self.organization = self._by_id(Organization)
-        self.instance = self._columns_by_id(ProductInstance)
-        self.backup = self._by_id(Backup)
-        self.restore = self._by_id(Restore)
-        self.policy = self._by_id(BackupPolicy)
-        self.group = self._by_id(SiteGroup)
-        self.user = self._by_id(SiteUser)
-        self.access_review = self._by_id(AccessReview)
-        self.audit_event = self._by_id(AuditEvent)
-        self.billable_member_count = DataLoader(load_fn=self._load_billable_members)
-        self.billable_users_added = DataLoader(load_fn=self._load_billable_added)
-        self.group_member_count = DataLoader(load_fn=self._load_member_counts)
+
+    @cached_property
+    def organization(self) -> DataLoader[int, Organization | None]:
+        return self._by_id(Organization)
+
+    @cached_property
+    def instance(self) -> DataLoader[int, Any]:
+        return self._columns_by_id(ProductInstance)
+
+    @cached_property
+    def backup(self) -> DataLoader[int, Backup | None]:
+        return self._by_id(Backup)
+
+    @cached_property
+    def restore(self) -> DataLoader[int, Restore | None]:
+        return self._by_id(Restore)
+
+    @cached_property
+    def policy(self) -> DataLoader[int, BackupPolicy | None]:
+        return self._by_id(BackupPolicy)
+
+    @cached_property
+    def group(self) -> DataLoader[int, SiteGroup | None]:
+        return self._by_id(SiteGroup)
+
+    @cached_property
+    def user(self) -> DataLoader[int, SiteUser | None]:
+        return self._by_id(SiteUser)
+
+    @cached_property
+    def access_review(self) -> DataLoader[int, AccessReview | None]:
+        return self._by_id(AccessReview)
+
+    @cached_property
+    def audit_event(self) -> DataLoader[int, AuditEvent | None]:
+        return self._by_id(AuditEvent)
+
+    @cached_property
+    def billable_member_count(self) -> DataLoader[int, int]:
+        return DataLoader(load_fn=self._load_billable_members)
+
+    @cached_property
+    def billable_users_added(self) -> DataLoader[int, int]:
+        return DataLoader(load_fn=self._load_billable_added)
+
+    @cached_property
+    def group_member_count(self) -> DataLoader[int, int]:
+        return DataLoader(load_fn=self._load_member_counts)
+
+    @cached_property
+    def group_members(self) -> DataLoader[tuple[int, int, str | None], Page[SiteUser]]:
         # Keyed by (group ID, first, after): one page of members per group.
-        self.group_members = DataLoader(load_fn=self._load_member_pages)
-        self.group_products = DataLoader(load_fn=self._load_group_products)
-        self.admin = DataLoader(load_fn=self._load_admins)
-        self.organization_ids_by_admin = DataLoader(load_fn=self._load_org_ids_by_admin)
-        self.copies_by_backup = DataLoader(load_fn=self._load_copies)
-        self.instances_by_organization = DataLoader(load_fn=self._load_instances_by_org)
-        self.instance_busy = DataLoader(load_fn=self._load_busy)
-        self.instance_has_data = DataLoader(load_fn=self._load_has_data)
+        return DataLoader(load_fn=self._load_member_pages)
+
+    @cached_property
+    def group_products(self) -> DataLoader[int, list[str]]:
+        return DataLoader(load_fn=self._load_group_products)
+
+    @cached_property
+    def admin(self) -> DataLoader[int, Admin | None]:
+        return DataLoader(load_fn=self._load_admins)
+
+    @cached_property
+    def organization_ids_by_admin(self) -> DataLoader[int, list[int]]:
+        return DataLoader(load_fn=self._load_org_ids_by_admin)
+
+    @cached_property
+    def copies_by_backup(self) -> DataLoader[int, list[BackupCopy]]:
+        return DataLoader(load_fn=self._load_copies)
+
+    @cached_property
+    def instances_by_organization(self) -> DataLoader[int, list[ProductInstance]]:
+        return DataLoader(load_fn=self._load_instances_by_org)
+
+    @cached_property
+    def instance_busy(self) -> DataLoader[int, bool]:
+        return DataLoader(load_fn=self._load_busy)
+
+    @cached_property
+    def instance_has_data(self) -> DataLoader[int, bool]:
+        return DataLoader(load_fn=self._load_has_data)
 
     def _by_id(self, model: type[RowT]) -> DataLoader[int, RowT | None]:
         async def load(ids: list[int]) -> list[RowT | None]:

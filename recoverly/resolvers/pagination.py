@@ -99,10 +99,11 @@ async def paginate(
 def _count(statement: SelectOfScalar[Any], model: type[TableRow]) -> SelectOfScalar[int]:
     # A listing of one table counts with its own WHERE clause, so the count can use an
     # index, where a count over the listing as a subquery reads every row; joined
-    # listings count their subquery.
+    # listings count their subquery. The test reads what the statement was built from:
+    # ``get_final_froms()`` would compile the whole statement (milliseconds per page).
     table = table_of(model)
-    froms = statement.get_final_froms()
-    if len(froms) != 1 or froms[0] is not table:
+    froms = statement.columns_clause_froms
+    if statement._setup_joins or statement._from_obj or len(froms) != 1 or froms[0] is not table:
         return select(func.count()).select_from(statement.subquery())
     count = select(func.count()).select_from(table)
     return count if statement.whereclause is None else count.where(statement.whereclause)

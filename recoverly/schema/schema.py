@@ -9,13 +9,8 @@ from typing import Any
 
 import strawberry
 from graphql import ASTValidationRule, GraphQLEnumType, GraphQLError, GraphQLObjectType
-from graphql.validation import NoSchemaIntrospectionCustomRule
-from strawberry.extensions import (
-    AddValidationRules,
-    MaxTokensLimiter,
-    ParserCache,
-    SchemaExtension,
-)
+from graphql.validation import NoSchemaIntrospectionCustomRule, specified_rules
+from strawberry.extensions import ParserCache, SchemaExtension
 from strawberry.extensions.max_aliases import create_validator as aliases_validator
 from strawberry.extensions.query_depth_limiter import create_validator as depth_validator
 from strawberry.schema.config import StrawberryConfig
@@ -45,11 +40,29 @@ class Mutation(BackupMutations, RestoreMutations, AccessMutations):
 
 
 class RecoverlySchema(strawberry.Schema):
-    """Every top-level error gets an ``extensions.code``; subscriptions are websocket-only."""
+    """Every top-level error gets an ``extensions.code``; subscriptions are websocket-only;
+    every operation is parsed with the token limit and validated with the extra rules (set
+    on its execution context when it is made: an extension would cost a hook per operation
+    to do the same)."""
 
-    def __init__(self, *args: Any, production: bool, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        *args: Any,
+        production: bool,
+        validation_rules: Sequence[type[ASTValidationRule]],
+        max_tokens: int,
+        **kwargs: Any,
+    ) -> None:
         self.production = production
+        self.operation_rules = (*specified_rules, *validation_rules)
+        self.max_tokens = max_tokens
         super().__init__(*args, **kwargs)
+
+    def _create_execution_context(self, *args: Any, **kwargs: Any) -> ExecutionContext:
+        context = super()._create_execution_context(*args, **kwargs)
+        context.validation_rules = self.operation_rules
+        context.parse_options["max_tokens"] = self.max_tokens
+        return context
 
     def process_errors(
         self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
@@ -108,8 +121,6 @@ def build_schema(
         *observers,
         persisted.extension,
         lambda: QueryCost(settings=settings),
-        lambda: MaxTokensLimiter(max_token_count=settings.max_query_tokens),
-        lambda: AddValidationRules(rules),
         lambda: ParserCache(maxsize=settings.document_cache_size),
         lambda: CachedValidation(maxsize=settings.document_cache_size),
         ReadsBesideWrites,
@@ -123,6 +134,8 @@ def build_schema(
         extensions=extensions,
         config=StrawberryConfig(disable_field_suggestions=settings.production),
         production=settings.production,
+        validation_rules=rules,
+        max_tokens=settings.max_query_tokens,
         execution_context_class=BroadcastExecutor,
     )
     resolve_prefetched_directly(schema)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import or_, update
@@ -82,21 +83,33 @@ async def check_copies(runtime: Runtime, copies: Sequence[BackupCopy]) -> list[i
 CHECK_PAGE = 1000
 
 
-async def check_internal_copies(runtime: Runtime) -> list[int]:
-    """The sweep's check: every live internal copy still has its blob. A page of copies at
-    a time, ordered by ID: one query for the few columns it needs (plain rows, no ORM
-    objects), then the page's sizes in one call of the store (one worker thread for local
-    storage), so that however many copies there are, the check never holds the event loop
-    long."""
+@dataclass(frozen=True)
+class CopiesChecked:
+    """What one run of ``check_internal_copies`` found, and where the next one goes on:
+    after the copy with ID ``after``, or from the first again (0) when it reached the last."""
+
+    missing: list[int]
+    after: int
+
+
+async def check_internal_copies(
+    runtime: Runtime, *, after: int = 0, limit: int | None = None
+) -> CopiesChecked:
+    """The sweep's check: live internal copies still have their blobs, in ID order from
+    ``after`` on, at most ``limit`` of them (all without one). A page of copies at a time:
+    one query for the few columns it needs (plain rows, no ORM objects), then the page's
+    sizes in one call of the store (one worker thread for local storage), so that however
+    many copies there are, the check never holds the event loop long."""
     missing: list[int] = []
-    after = 0
+    left = limit
     columns = (
         col(BackupCopy.id),
         col(BackupCopy.backup_id),
         col(BackupCopy.key),
         col(BackupCopy.size_bytes),
     )
-    while True:
+    while left is None or left > 0:
+        page = CHECK_PAGE if left is None else min(CHECK_PAGE, left)
         async with runtime.db.session() as session:
             now = runtime.now()
             copies: Sequence[Any] = (
@@ -109,15 +122,19 @@ async def check_internal_copies(runtime: Runtime) -> list[int]:
                         or_(col(BackupCopy.expires_at).is_(None), col(BackupCopy.expires_at) > now),
                     )
                     .order_by(col(BackupCopy.id))
-                    .limit(CHECK_PAGE)
+                    .limit(page)
                 )
             ).all()
-        if not copies:
-            return missing
-        after = copies[-1].id
-        sizes = await runtime.internal_store.sizes([copy.key for copy in copies])
-        bad = [c for c, size in zip(copies, sizes, strict=True) if size != c.size_bytes]
-        missing += await _mark_missing(runtime, bad)
+        if copies:
+            after = copies[-1].id
+            sizes = await runtime.internal_store.sizes([copy.key for copy in copies])
+            bad = [c for c, size in zip(copies, sizes, strict=True) if size != c.size_bytes]
+            missing += await _mark_missing(runtime, bad)
+        if len(copies) < page:
+            return CopiesChecked(missing, after=0)
+        if left is not None:
+            left -= len(copies)
+    return CopiesChecked(missing, after=after)
 
 
 async def _mark_missing(runtime: Runtime, copies: Sequence[Any]) -> list[int]:

@@ -1,4 +1,5 @@
-"""The periodic loop: starts due policy runs and sweeps expired copies."""
+"""The periodic loop: starts due policy runs, sweeps expired copies and checks that internal
+copies still have their blobs (a batch of them per tick, going on where the last one stopped)."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ class Scheduler:
         self.runtime = runtime
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._checked_after = 0  # the internal copy check goes on after this copy ID
 
     def kick(self) -> None:
         """Run a tick now (a policy was created) instead of at the next interval."""
@@ -26,7 +28,12 @@ class Scheduler:
     async def tick(self) -> None:
         await run_due_policies(self.runtime)
         await sweep_expired_copies(self.runtime)
-        await check_internal_copies(self.runtime)
+        checked = await check_internal_copies(
+            self.runtime,
+            after=self._checked_after,
+            limit=self.runtime.settings.copy_check_batch,
+        )
+        self._checked_after = checked.after
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._loop(), name="recoverly-scheduler")

@@ -45,11 +45,36 @@ async def test_a_missing_internal_archive_is_found_by_the_sweep(own_deployment: 
     internal = (await copies_of(deployment, backup["id"]))[BackupLocation.INTERNAL_STORAGE]
     assert (await state(deployment, backup["id"]))["availableForRestore"] is True
     await deployment.runtime.internal_store.delete(internal.key)
-    assert await check_internal_copies(deployment.runtime) == [internal.id]
+    assert (await check_internal_copies(deployment.runtime)).missing == [internal.id]
     node = await state(deployment, backup["id"])
     assert node["availableForRestore"] is False
     assert node["location"] is None
     assert "missing or unreadable in internal storage" in node["unavailableReason"]
+
+
+async def test_the_sweep_checks_a_batch_of_copies_at_a_time_going_on_where_it_stopped(
+    own_deployment: Deployment,
+) -> None:
+    deployment = own_deployment
+    internal = []
+    for _ in range(2):
+        started = await run_backup(deployment, "acme_jira")
+        backup = await deployment.wait_backup(started["backup"]["id"])
+        internal.append(
+            (await copies_of(deployment, backup["id"]))[BackupLocation.INTERNAL_STORAGE]
+        )
+    first, second = internal
+    for copy in internal:
+        await deployment.runtime.internal_store.delete(copy.key)
+    runtime = deployment.runtime
+    assert first.id is not None and second.id is not None
+    checked = await check_internal_copies(runtime, after=first.id - 1, limit=1)
+    assert (checked.missing, checked.after) == ([first.id], first.id)
+    checked = await check_internal_copies(runtime, after=checked.after, limit=1)
+    assert (checked.missing, checked.after) == ([second.id], second.id)
+    # Past the last copy the next check starts from the first again.
+    checked = await check_internal_copies(runtime, after=checked.after, limit=1)
+    assert (checked.missing, checked.after) == ([], 0)
 
 
 async def test_a_damaged_archive_is_found_before_a_restore_starts(
