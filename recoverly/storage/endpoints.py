@@ -8,15 +8,16 @@ to a refused address (DNS rebinding) is refused too."""
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import socket
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from aiohttp.abc import AbstractResolver, ResolveResult
-from aiohttp.resolver import ThreadedResolver
-
 from recoverly.errors import RecoverlyError
+
+if TYPE_CHECKING:
+    from aiohttp.abc import AbstractResolver
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 MAX_URL_LENGTH = 2048
@@ -88,36 +89,47 @@ def check_endpoint(url: str, *, allow_private: bool) -> str:
     return url
 
 
-class GuardedResolver(AbstractResolver):
-    """A resolver for aiohttp that drops refused addresses at connect time (DNS rebinding);
-    when nothing is left, the connection fails with ``EndpointRefused``."""
+@functools.cache
+def _guarded_resolver() -> type[AbstractResolver]:
+    """The resolver class, made on first use: aiohttp is imported only by a process that
+    talks to S3 (it and botocore are a sixth of the server's start-up)."""
+    from aiohttp.abc import AbstractResolver, ResolveResult
+    from aiohttp.resolver import ThreadedResolver
 
-    def __init__(self, *, allow_private: bool) -> None:
-        self.allow_private = allow_private
-        self.refused: str | None = None
-        self._resolver = ThreadedResolver()
+    class GuardedResolver(AbstractResolver):
+        """A resolver for aiohttp that drops refused addresses at connect time (DNS
+        rebinding); when nothing is left, the connection fails with ``EndpointRefused``."""
 
-    async def resolve(
-        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
-    ) -> list[ResolveResult]:
-        results = await self._resolver.resolve(host, port, family)
-        allowed = []
-        for result in results:
-            problem = address_problem(
-                ipaddress.ip_address(result["host"]), allow_private=self.allow_private
-            )
-            if problem is None:
-                allowed.append(result)
-            else:
-                self.refused = f"{host} resolves to a refused address: {problem}"
-        if not allowed:
-            raise EndpointRefused(self.refused or f"{host} did not resolve")
-        return allowed
+        def __init__(self, *, allow_private: bool) -> None:
+            self.allow_private = allow_private
+            self.refused: str | None = None
+            self._resolver = ThreadedResolver()
 
-    async def close(self) -> None:
-        await self._resolver.close()
+        async def resolve(
+            self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
+        ) -> list[ResolveResult]:
+            results = await self._resolver.resolve(host, port, family)
+            allowed = []
+            for result in results:
+                problem = address_problem(
+                    ipaddress.ip_address(result["host"]), allow_private=self.allow_private
+                )
+                if problem is None:
+                    allowed.append(result)
+                else:
+                    self.refused = f"{host} resolves to a refused address: {problem}"
+            if not allowed:
+                raise EndpointRefused(self.refused or f"{host} did not resolve")
+            return allowed
+
+        async def close(self) -> None:
+            await self._resolver.close()
+
+    return GuardedResolver
 
 
 def connector_args(*, allow_private: bool) -> dict[str, Any]:
-    """aiobotocore ``connector_args`` that route name resolution through the guard."""
-    return {"resolver": GuardedResolver(allow_private=allow_private)}
+    """aiobotocore ``connector_args`` that route name resolution through the guard (a
+    ``GuardedResolver``; its ``refused`` says why an address was dropped)."""
+    resolver: Any = _guarded_resolver()
+    return {"resolver": resolver(allow_private=allow_private)}

@@ -11,11 +11,6 @@ from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
 from typing import IO, Any
 
-import aiohttp
-from aiobotocore.config import AioConfig
-from aiobotocore.session import get_session
-from botocore import UNSIGNED
-from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import BaseModel, ConfigDict, SecretStr, ValidationError, field_validator
 
 from recoverly.storage.base import BlobStore, StorageError, check_key
@@ -123,7 +118,7 @@ class S3BlobStore(BlobStore):
                 "secret_access_key": secret_access_key,
             }
         )
-        self._session = get_session()
+        self._session: Any = None  # aiobotocore's, made on first use (see ``_client``)
 
     @classmethod
     def from_config(
@@ -218,6 +213,8 @@ class S3BlobStore(BlobStore):
         return await self.size(key) is not None
 
     async def size(self, key: str) -> int | None:
+        from botocore.exceptions import ClientError
+
         async with self._client("head", key) as client:
             try:
                 response = await client.head_object(
@@ -245,7 +242,16 @@ class S3BlobStore(BlobStore):
     ) -> AsyncIterator[Any]:
         """An S3 client whose failures become ``StorageError`` naming the bucket and key.
         The endpoint is checked against the SSRF rules here, at connect time, and its host
-        name is resolved through ``GuardedResolver``."""
+        name is resolved through ``GuardedResolver``. The S3 libraries are imported here,
+        on first use, not when the server starts."""
+        import aiohttp
+        from aiobotocore.config import AioConfig
+        from aiobotocore.session import get_session
+        from botocore import UNSIGNED
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        if self._session is None:
+            self._session = get_session()
         where = f"s3://{self.config.bucket}/{self.object_key(key)}"
         config = self.config
         secret = config.secret_access_key
