@@ -7,10 +7,13 @@ through one stdlib handler, so they share the format, the bound context and the 
 
 from __future__ import annotations
 
+import asyncio
+import atexit
 import json
 import logging
 import re
 import sys
+import threading
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -149,12 +152,71 @@ def _render_json(_logger: WrappedLogger, _name: str, event_dict: EventDict) -> s
         return json.dumps(event_dict, default=repr)
 
 
-class _NamedWriteLogger(structlog.WriteLogger):
-    """structlog's fast line writer, with a name for the ``logger`` key."""
+class LineWriter:
+    """Log lines to a stream, those of one event-loop turn written together: one system call
+    for all the lines a turn logged (a busy server logs a line per request), at the end of
+    the turn. Outside a running loop (worker threads, start-up) a line is written at once,
+    after those pending. A process killed outright loses at most its current turn's lines."""
 
-    def __init__(self, file: Any, name: str) -> None:
-        super().__init__(file)
+    def __init__(self, stream: Any) -> None:
+        self.stream = stream
+        self._pending: list[str] = []
+        self._due: asyncio.AbstractEventLoop | None = None  # the loop a flush is due on
+        self._lock = threading.Lock()
+        atexit.register(self.flush)
+
+    def write(self, line: str) -> None:
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            loop = None
+        with self._lock:
+            self._pending.append(line)
+            if loop is None or loop is self._due:
+                due = False
+            else:
+                self._due, due = loop, True
+        if loop is None:
+            self.flush()
+        elif due:
+            loop.call_soon(self.flush)
+
+    def flush(self) -> None:
+        with self._lock:
+            lines, self._pending, self._due = self._pending, [], None
+            if lines:
+                self.stream.write("\n".join(lines) + "\n")
+                self.stream.flush()
+
+
+class _NamedLineLogger:
+    """What structlog writes a rendered line to: the ``LineWriter``, with a name for the
+    ``logger`` key."""
+
+    def __init__(self, writer: LineWriter, name: str) -> None:
+        self._writer = writer
         self.name = name
+
+    def msg(self, message: str) -> None:
+        self._writer.write(message)
+
+    log = debug = info = warn = warning = msg
+    fatal = failure = err = error = critical = exception = msg
+
+
+class _LineHandler(logging.Handler):
+    """The libraries' stdlib records, formatted, to the same ``LineWriter`` (in order with
+    Recoverly's own lines)."""
+
+    def __init__(self, writer: LineWriter) -> None:
+        super().__init__()
+        self.writer = writer
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            self.writer.write(self.format(record))
+        except Exception:
+            self.handleError(record)
 
 
 def configure_logging(settings: Settings, *, stream: Any = None) -> None:
@@ -162,7 +224,7 @@ def configure_logging(settings: Settings, *, stream: Any = None) -> None:
 
     Recoverly's structured lines are rendered and written by structlog directly (no stdlib
     record on the request path); the libraries' stdlib lines get the same processors."""
-    stream = stream or sys.stderr
+    writer = LineWriter(stream or sys.stderr)
     json_lines = settings.resolved_log_format() == "json"
     level = getattr(logging, settings.log_level.upper())
     shared: list[Processor] = [_stamp]
@@ -176,7 +238,7 @@ def configure_logging(settings: Settings, *, stream: Any = None) -> None:
     finish: list[Processor] = [structlog.processors.format_exc_info, _redact, renderer]
     structlog.configure(
         processors=[*shared, *finish],
-        logger_factory=lambda *args: _NamedWriteLogger(stream, str(args[0]) if args else ""),
+        logger_factory=lambda *args: _NamedLineLogger(writer, str(args[0]) if args else ""),
         wrapper_class=structlog.make_filtering_bound_logger(level),
         cache_logger_on_first_use=True,
     )
@@ -184,7 +246,7 @@ def configure_logging(settings: Settings, *, stream: Any = None) -> None:
         foreign_pre_chain=shared,
         processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, *finish],
     )
-    handler = logging.StreamHandler(stream)
+    handler = _LineHandler(writer)
     handler.setFormatter(formatter)
     root = logging.getLogger()
     root.handlers = [handler]

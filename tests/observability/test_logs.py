@@ -87,3 +87,48 @@ def test_bound_values_reach_the_lines_of_their_block_only() -> None:
     assert after["event"] == "after" and not {"job", "phase", "restore_id"} & set(after)
     # set_phase names a job's phase and nothing else; values JSON cannot hold still log.
     assert "phase" not in odd and odd["big"] == 2**70 and odd["tags"] == "{'a'}"
+
+
+class _Stream:
+    """A stream that records each write separately."""
+
+    def __init__(self) -> None:
+        self.writes: list[str] = []
+
+    def write(self, text: str) -> None:
+        self.writes.append(text)
+
+    def flush(self) -> None:
+        pass
+
+
+def test_the_lines_of_one_loop_turn_are_written_together_at_its_end() -> None:
+    import asyncio
+
+    from recoverly.observability.logs import LineWriter
+
+    stream = _Stream()
+    writer = LineWriter(stream)
+    writer.write("before the loop")
+    assert stream.writes == ["before the loop\n"]  # outside a loop: at once
+
+    async def requests() -> list[str]:
+        writer.write("request 1")
+        writer.write("request 2")
+        written_meanwhile = list(stream.writes)
+        await asyncio.sleep(0)  # the end of the turn
+        writer.write("request 3")
+        await asyncio.sleep(0)
+        return written_meanwhile
+
+    assert asyncio.run(requests()) == ["before the loop\n"]
+    assert stream.writes == ["before the loop\n", "request 1\nrequest 2\n", "request 3\n"]
+    # A flush due on a loop that is gone does not hold back the next loop's lines.
+    writer.write("outside again")
+
+    async def late() -> None:
+        writer.write("next loop")
+        await asyncio.sleep(0)
+
+    asyncio.run(late())
+    assert stream.writes[-2:] == ["outside again\n", "next loop\n"]
