@@ -113,12 +113,18 @@ class PostgresEventBus(EventBus):
                     await self._listener.remove_listener(channel, self._on_notify)
 
     async def _connected(self) -> asyncpg.Connection:
-        """The listening connection, opened on first use (workers only publish)."""
+        """The listening connection, opened on first use (workers only publish); it becomes
+        the bus's once it listens on every channel, so no one sees it half set up."""
         if self._listener is None or self._listener.is_closed():
-            self._listener = await asyncpg.connect(self.dsn)
-            self._listener.add_termination_listener(self._on_terminated)
-            for channel in self._channels:
-                await self._listener.add_listener(channel, self._on_notify)
+            listener = await asyncpg.connect(self.dsn)
+            listener.add_termination_listener(self._on_terminated)
+            try:
+                for channel in self._channels:
+                    await listener.add_listener(channel, self._on_notify)
+            except BaseException:
+                listener.terminate()
+                raise
+            self._listener = listener
         return self._listener
 
     def _on_notify(self, _connection: Any, _pid: int, channel: str, payload: str) -> None:
