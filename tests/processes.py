@@ -91,7 +91,8 @@ class ServerProcess:
             **os.environ,
             "RECOVERLY_DATA_DIR": str(self.data_dir),
             "RECOVERLY_DATABASE_URL": self.database_url,
-            "RECOVERLY_JOB_POLL_SECONDS": "0.05",
+            # Workers wake on commit; the poll finds only jobs other processes queued.
+            "RECOVERLY_JOB_POLL_SECONDS": "0.5",
             **self.env,
         }
         with self.log_path.open("ab") as log:
