@@ -229,17 +229,7 @@ async def test_restore_killed_mid_way_resumes_to_an_identical_destination(
     assert killed.status == RestoreStatus.IN_PROGRESS
     assert 0 < killed.items_done < killed.items_total, "killed mid-way"
 
-    restarted = crash_site.server()
-    await restarted.start()
-    try:
-
-        async def finished() -> Restore | None:
-            row = await _restore(crash_site.db, restore_id)
-            return row if row.status in FINAL_RESTORE_STATUSES else None
-
-        final = await wait_for(finished, within=300, what="the restore to finish")
-    finally:
-        await restarted.stop()
+    final = await _restart_until_final(crash_site, restore_id)
     assert final.status == RestoreStatus.COMPLETED, final.failure_reason
     restored = await content_digest(crash_site.db, sandbox)
     source = await content_digest(crash_site.db, crash_site.demo.instances["acme_jira"])
@@ -281,6 +271,15 @@ async def test_merge_killed_mid_way_resumes_to_the_same_site(crash_site: CrashSi
     killed = await _restore(crash_site.db, restore_id)
     assert 0 < killed.items_done < killed.items_total == sum(gone.values()), "killed mid-way"
 
+    final = await _restart_until_final(crash_site, restore_id)
+    assert final.status == RestoreStatus.COMPLETED, final.failure_reason
+    assert final.items_done == final.items_total == sum(gone.values())
+    # What an uninterrupted MERGE gives: exactly the deleted issues back, nothing else changed.
+    assert await content_digest(crash_site.db, source) == live
+
+
+async def _restart_until_final(crash_site: CrashSite, restore_id: int) -> Restore:
+    """Start the server again and wait for the restore it resumes to end."""
     restarted = crash_site.server()
     await restarted.start()
     try:
@@ -289,10 +288,6 @@ async def test_merge_killed_mid_way_resumes_to_the_same_site(crash_site: CrashSi
             row = await _restore(crash_site.db, restore_id)
             return row if row.status in FINAL_RESTORE_STATUSES else None
 
-        final = await wait_for(finished, within=300, what="the restore to finish")
+        return await wait_for(finished, within=300, what="the restore to finish")
     finally:
         await restarted.stop()
-    assert final.status == RestoreStatus.COMPLETED, final.failure_reason
-    assert final.items_done == final.items_total == sum(gone.values())
-    # What an uninterrupted MERGE gives: exactly the deleted issues back, nothing else changed.
-    assert await content_digest(crash_site.db, source) == live
