@@ -169,8 +169,14 @@ async def test_merge_brings_back_exactly_the_deleted_issues(site: Deployment) ->
     backup = await latest_backup(site, "acme_jira")
     live = await digest(site, "acme_jira")
     ops = await issues_of(site.runtime.db, jira_id(site), "OPS")
-    gone = await delete_issues(site.runtime.db, ops[10:110:2])
+    # 50 issues, those with attachments among them (the demo attaches files to a few).
+    with_files = sorted(
+        set(await scalars(site.runtime.db, select(ATTACHMENTS.c.issue_id))) & set(ops)
+    )[:10]
+    doomed = with_files + [i for i in ops[10::2] if i not in with_files][: 50 - len(with_files)]
+    gone = await delete_issues(site.runtime.db, doomed)
     assert gone["issues"] == 50
+    assert gone["comments"] > 0 and gone["attachments"] > 0, gone  # they come back too
     before = await digest(site, "acme_jira")
 
     node = await selective(
