@@ -9,6 +9,9 @@ across replicas.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
+import signal
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
@@ -26,7 +29,7 @@ from recoverly.services.restores import RESTORE_JOB
 from recoverly.services.system import build_runtime
 from recoverly.settings import async_database_url
 from tests.conftest import TEMPLATES, make_settings
-from tests.processes import ServerProcess, frozen
+from tests.processes import ServerProcess, WorkerProcess, frozen
 from tests.scaleout.conftest import FAST_QUEUE_ENV, needs_postgres
 from tests.scaleout.topology import Topology
 from tests.waiting import wait_for
@@ -198,9 +201,16 @@ async def test_a_restore_whose_worker_is_killed_is_finished_by_the_other_worker(
 
 async def test_one_operation_per_destination_across_api_replicas(scale_out: ScaleOut) -> None:
     apis = scale_out.topology.apis
-    results = await asyncio.gather(
-        *(scale_out.start(apis[i % 2], "initech_jira", "initech_jira_empty") for i in range(12))
-    )
+    # The workers are paused while the twelve race: the winner's restore (a small site) could
+    # otherwise finish first, and a late start would then find the site not empty, not busy.
+    workers = scale_out.topology.workers
+    _signal_workers(workers, signal.SIGSTOP)
+    try:
+        results = await asyncio.gather(
+            *(scale_out.start(apis[i % 2], "initech_jira", "initech_jira_empty") for i in range(12))
+        )
+    finally:
+        _signal_workers(workers, signal.SIGCONT)
     winners = [r for r in results if not r["errors"]]
     assert len(winners) == 1
     assert (
@@ -219,3 +229,10 @@ async def test_one_operation_per_destination_across_api_replicas(scale_out: Scal
             )
         ).all()
     assert len(rows) == 1
+
+
+def _signal_workers(workers: list[WorkerProcess], signal_number: int) -> None:
+    """Send a signal to each worker still running (an earlier test may have killed one)."""
+    for worker in workers:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(worker.pid, signal_number)
