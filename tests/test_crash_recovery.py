@@ -201,30 +201,13 @@ async def test_restore_killed_mid_way_resumes_to_an_identical_destination(
 ) -> None:
     backup_id = await _make_backup(crash_site, "acme_jira")
     sandbox = crash_site.demo.instances["acme_jira_sandbox"]
-    server = crash_site.server()
-    await server.start()
-    try:
-        data = await crash_site.gql(
-            server,
-            """mutation($i: StartRestoreInput!) {
-              startRestore(input: $i) { restore { id } errors { code message } } }""",
-            {
-                "i": {
-                    "backupId": to_global_id("Backup", backup_id),
-                    "destinationId": to_global_id("ProductInstance", sandbox),
-                }
-            },
-        )
-        assert data["startRestore"]["errors"] == []
-        restore_id = decode_id(data["startRestore"]["restore"]["id"], "Restore")
-        assert restore_id is not None
-
-        def writing(row: Restore) -> bool:
-            return row.status == RestoreStatus.IN_PROGRESS and 0 < row.items_done < row.items_total
-
-        await _kill_when(crash_site, server, Restore, restore_id, writing)
-    finally:
-        await server.stop()
+    restore_id = await _start_restore_and_kill_mid_way(
+        crash_site,
+        {
+            "backupId": to_global_id("Backup", backup_id),
+            "destinationId": to_global_id("ProductInstance", sandbox),
+        },
+    )
     killed = await _restore(crash_site.db, restore_id)
     assert killed.status == RestoreStatus.IN_PROGRESS
     assert 0 < killed.items_done < killed.items_total, "killed mid-way"
@@ -242,6 +225,28 @@ async def test_merge_killed_mid_way_resumes_to_the_same_site(crash_site: CrashSi
     backup_id = await _make_backup(crash_site, "acme_jira")
     live = await content_digest(crash_site.db, source)
     gone = await delete_issues(crash_site.db, await issues_of(crash_site.db, source, "ENG"))
+    restore_id = await _start_restore_and_kill_mid_way(
+        crash_site,
+        {
+            "backupId": to_global_id("Backup", backup_id),
+            "destinationId": to_global_id("ProductInstance", source),
+            "selection": {"projectKeys": ["ENG"]},
+            "conflictPolicy": "MERGE",
+        },
+    )
+    killed = await _restore(crash_site.db, restore_id)
+    assert 0 < killed.items_done < killed.items_total == sum(gone.values()), "killed mid-way"
+
+    final = await _restart_until_final(crash_site, restore_id)
+    assert final.status == RestoreStatus.COMPLETED, final.failure_reason
+    assert final.items_done == final.items_total == sum(gone.values())
+    # What an uninterrupted MERGE gives: exactly the deleted issues back, nothing else changed.
+    assert await content_digest(crash_site.db, source) == live
+
+
+async def _start_restore_and_kill_mid_way(crash_site: CrashSite, restore: dict[str, Any]) -> int:
+    """``startRestore`` with ``restore`` as its input, then the server killed while the
+    restore is writing; the restore's ID."""
     server = crash_site.server()
     await server.start()
     try:
@@ -249,14 +254,7 @@ async def test_merge_killed_mid_way_resumes_to_the_same_site(crash_site: CrashSi
             server,
             """mutation($i: StartRestoreInput!) {
               startRestore(input: $i) { restore { id } errors { code message } } }""",
-            {
-                "i": {
-                    "backupId": to_global_id("Backup", backup_id),
-                    "destinationId": to_global_id("ProductInstance", source),
-                    "selection": {"projectKeys": ["ENG"]},
-                    "conflictPolicy": "MERGE",
-                }
-            },
+            {"i": restore},
         )
         assert data["startRestore"]["errors"] == []
         restore_id = decode_id(data["startRestore"]["restore"]["id"], "Restore")
@@ -268,14 +266,7 @@ async def test_merge_killed_mid_way_resumes_to_the_same_site(crash_site: CrashSi
         await _kill_when(crash_site, server, Restore, restore_id, writing)
     finally:
         await server.stop()
-    killed = await _restore(crash_site.db, restore_id)
-    assert 0 < killed.items_done < killed.items_total == sum(gone.values()), "killed mid-way"
-
-    final = await _restart_until_final(crash_site, restore_id)
-    assert final.status == RestoreStatus.COMPLETED, final.failure_reason
-    assert final.items_done == final.items_total == sum(gone.values())
-    # What an uninterrupted MERGE gives: exactly the deleted issues back, nothing else changed.
-    assert await content_digest(crash_site.db, source) == live
+    return restore_id
 
 
 async def _restart_until_final(crash_site: CrashSite, restore_id: int) -> Restore:
