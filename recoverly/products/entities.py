@@ -250,6 +250,11 @@ def entities_for(product: str) -> tuple[EntitySpec, ...]:
     return _BY_PRODUCT[str(product)]
 
 
+def container_spec(product: str) -> EntitySpec:
+    """The product's container: Jira projects, Confluence spaces (the first content entity)."""
+    return next(spec for spec in entities_for(product) if spec.phase == CONTENT)
+
+
 def referenced(specs: tuple[EntitySpec, ...] | list[EntitySpec]) -> frozenset[str]:
     """Names of the entities some spec points at: those need a source-to-new ID map."""
     return frozenset(target for spec in specs for target in spec.references.values())

@@ -31,14 +31,14 @@ from sqlalchemy import Table, select
 from recoverly.database import Database
 from recoverly.models import ProductKey, RestoreItemAction, RestoreItemKind
 from recoverly.products.archive_reader import ArchiveReader
-from recoverly.products.entities import USERS_AND_GROUPS, EntitySpec
+from recoverly.products.entities import USERS_AND_GROUPS, EntitySpec, container_spec
 from recoverly.products.restore_plan import (
     RestoreOptions,
     RestorePlan,
     plan_restore,
     restore_specs,
 )
-from recoverly.products.selection import container_spec
+from recoverly.products.selection import archive_containers, destination_containers
 
 CHUNK_SIZE = 2000
 _MODULUS = 2**256
@@ -104,17 +104,20 @@ class ItemsPreview:
         container = container_spec(product)
         specs = restore_specs(reader.manifest, options)
         content = [s.name for s in specs if s.phase != USERS_AND_GROUPS]
-        archived = await asyncio.to_thread(_containers, reader, container)
-        existing = await _destination_keys(db, container.target, destination_id)
+        archived = await asyncio.to_thread(archive_containers, reader)
+        async with db.session() as session:
+            existing = await destination_containers(
+                await session.connection(), product=product, destination_id=destination_id
+            )
         selection = options.selection
-        for source_id, key, name in archived:
-            if selection is not None and key not in selection.keys:
+        for c in archived:
+            if selection is not None and c.key not in selection.keys:
                 continue
-            target = selection.target_key(key) if selection else key
-            action = _action(product, key, target, existing, options)
-            item = _Item(source_id, key, name, action, target, dict.fromkeys(content, 0))
-            if action is not RestoreItemAction.RENAME and key in existing:
-                item.destination_id = self.compared[source_id] = existing[key]
+            target = selection.target_key(c.key) if selection else c.key
+            action = _action(product, c.key, target, existing, options)
+            item = _Item(c.source_id, c.key, c.name, action, target, dict.fromkeys(content, 0))
+            if action is not RestoreItemAction.RENAME and c.key in existing:
+                item.destination_id = self.compared[c.source_id] = existing[c.key]
             self.items.append(item)
         self.shape = _shape(specs, container) if self.compared else None
         self._containers = frozenset(self.compared)
@@ -167,22 +170,6 @@ def _action(
             RestoreItemAction.CREATE if product == ProductKey.JIRA.value else RestoreItemAction.SKIP
         )
     return RestoreItemAction(selection.policy.value)
-
-
-def _containers(reader: ArchiveReader, container: EntitySpec) -> list[tuple[int, str, str]]:
-    if container.member not in reader.manifest.members:
-        return []
-    return [
-        (int(r["id"]), str(r.get("key")), str(r.get("name")))
-        for r in reader.records(container.member)
-    ]
-
-
-async def _destination_keys(db: Database, table: Table, destination_id: int) -> dict[str, int]:
-    statement = select(table.c.key, table.c.id).where(table.c.instance_id == destination_id)
-    async with db.session() as session:
-        rows = (await (await session.connection()).execute(statement)).all()
-    return {key: row_id for key, row_id in rows}
 
 
 # --- The diff ------------------------------------------------------------------------

@@ -24,9 +24,9 @@ from recoverly.models import GroupProductAccess, ProductInstance, SiteGroup, tab
 from recoverly.products.archive import ArchiveError, Manifest
 from recoverly.products.archive_reader import ArchiveReader
 from recoverly.products.entities import (
-    CONTENT,
     USERS_AND_GROUPS,
     EntitySpec,
+    container_spec,
     entities_for,
     referenced,
 )
@@ -506,7 +506,6 @@ class _Containers:
 
 async def destination_is_empty(conn: AsyncConnection, destination: ProductInstance) -> bool:
     """No Jira projects, or no Confluence spaces: the product's first content entity."""
-    container = next(s for s in entities_for(destination.product) if s.phase == CONTENT)
-    table = container.target
+    table = container_spec(destination.product).target
     statement = select(table.c.id).where(table.c.instance_id == destination.id).limit(1)
     return (await conn.execute(statement)).first() is None

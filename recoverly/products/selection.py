@@ -26,7 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from recoverly.models import ConflictPolicy, ProductKey
 from recoverly.products.archive_reader import ArchiveReader
-from recoverly.products.entities import CONTENT, EntitySpec, entities_for
+from recoverly.products.entities import CONTENT, EntitySpec, container_spec
 
 Record = dict[str, Any]
 
@@ -75,26 +75,33 @@ def key_problem(product: str, key: str) -> str | None:
     return None
 
 
-def container_spec(product: str) -> EntitySpec:
-    """The product's container: Jira projects, Confluence spaces (the first content entity)."""
-    return next(spec for spec in entities_for(product) if spec.phase == CONTENT)
+@dataclass(frozen=True)
+class Container:
+    """A project or space of an archive: its source ID, key and name."""
+
+    source_id: int
+    key: str
+    name: str
 
 
-def archive_containers(reader: ArchiveReader) -> dict[str, str]:
-    """Key -> name of every project or space the archive holds, in archive order."""
+def archive_containers(reader: ArchiveReader) -> list[Container]:
+    """Every project or space the archive holds, in archive order."""
     spec = container_spec(reader.manifest.product)
     if spec.member not in reader.manifest.members:
-        return {}
-    return {str(r.get("key")): str(r.get("name")) for r in reader.records(spec.member)}
+        return []
+    return [
+        Container(int(r["id"]), str(r.get("key")), str(r.get("name")))
+        for r in reader.records(spec.member)
+    ]
 
 
 async def destination_containers(
     conn: AsyncConnection, *, product: str, destination_id: int
-) -> dict[str, str]:
-    """Key -> name of every project or space the destination holds now."""
+) -> dict[str, int]:
+    """Key -> row ID of every project or space the destination holds now."""
     table = container_spec(product).target
-    statement = select(table.c.key, table.c.name).where(table.c.instance_id == destination_id)
-    return {key: name for key, name in (await conn.execute(statement)).all()}
+    statement = select(table.c.key, table.c.id).where(table.c.instance_id == destination_id)
+    return {key: row_id for key, row_id in (await conn.execute(statement)).all()}
 
 
 def selected_specs(specs: Sequence[EntitySpec], selection: Selection) -> list[EntitySpec]:

@@ -8,7 +8,7 @@ INVALID_INPUT with the field path of the offending key.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection
 from dataclasses import dataclass
 
 from recoverly.models import ConflictPolicy, ProductKey
@@ -101,11 +101,11 @@ def selection_for(
     request: SelectionRequest,
     *,
     product: str,
-    in_archive: Mapping[str, str],
-    in_destination: Mapping[str, str],
+    in_archive: Collection[str],
+    in_destination: Collection[str],
 ) -> Selection | None:
-    """The restore's selection, its keys checked against the backup's archive and the
-    destination (both key -> name); None for a full-site restore."""
+    """The restore's selection, its keys checked against the keys of the backup's archive
+    and of the destination; None for a full-site restore."""
     if not request.given:
         return None
     name = _keys_field(product)

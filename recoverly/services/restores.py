@@ -71,7 +71,7 @@ class Checked:
     backup: Backup
     destination: ProductInstance
     copy: BackupCopy
-    in_archive: dict[str, str] | None = None  # the archive's projects or spaces (key -> name)
+    in_archive: frozenset[str] | None = None  # the keys of the archive's projects or spaces
 
 
 @dataclass
@@ -208,7 +208,8 @@ async def _checked_options(
 ) -> RestoreOptions:
     """The request's options, its selection checked against the archive and destination."""
     if request.selection.given:
-        checked.in_archive = await asyncio.to_thread(archive_containers, reader)
+        archived = await asyncio.to_thread(archive_containers, reader)
+        checked.in_archive = frozenset(container.key for container in archived)
     async with runtime.db.session() as session:
         return await check_selection(session, checked, request)
 
