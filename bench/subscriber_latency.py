@@ -235,8 +235,16 @@ async def purge(db_url: str, destination: int) -> None:
     await db.dispose()
 
 
-# Leaf frames of threads waiting for work (aiosqlite's thread blocks in queue.get on line 59).
-IDLE_FRAMES = ("epoll", "select", "wait (threading", "get (queue", "aiosqlite/core.py:59)")
+# Leaf frames of threads waiting for work (aiosqlite's thread blocks in queue.get on line 59,
+# an idle thread-pool worker in work_queue.get on line 81).
+IDLE_FRAMES = (
+    "epoll",
+    "select",
+    "wait (threading",
+    "get (queue",
+    "aiosqlite/core.py:59)",
+    "_worker (concurrent/futures/thread.py:81)",
+)
 
 
 def start_py_spy(py_spy: str, pid: int, out: Path) -> subprocess.Popen[bytes]:
