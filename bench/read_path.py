@@ -12,13 +12,15 @@ with other work disturbs less than throughput. Last, ``viewer`` is measured agai
 The cost of logging and metrics: with ``--observability both`` (the default) a second
 ``recoverly serve`` over the same file runs with them off (``RECOVERLY_METRICS_ENABLED=false``,
 ``RECOVERLY_LOG_LEVEL=warning``: no operation metrics, no request lines), the two are
-measured alternately (on, off, then off, on with ``--rounds 2``, ...) and the table adds the
+measured alternately (on, off, then off, on with ``--rounds 2``, ..., each round restarting
+both in its order, see ``alternately``) and the table adds the
 off server's throughput, the on/off ratio, and each server's CPU time per request (all its
 threads, from ``/proc``; steadier than throughput on a machine shared with other work) with
 their off/on ratio. ``on`` or ``off`` measures one server only.
 
     .venv/bin/python bench/read_path.py [--backups 100000] [--duration 10] [--connections 32]
         [--entities 100000] [--no-restore] [--observability on|off|both] [--rounds 2]
+        [--cases first10 first100 viewer]
 
 Needs ``wrk`` (``apt-get install -y wrk``).
 """
@@ -66,6 +68,7 @@ START = """mutation($i: StartRestoreInput!) { startRestore(input: $i) {
 STATUS = "query($id: ID!) { node(id: $id) { ... on Restore { status } } }"
 FINAL = {"COMPLETED", "PARTIALLY_COMPLETED", "FAILED", "CANCELED"}
 COPY_SIZE = 1000
+CASES = ["first10", "first100", "viewer"]
 
 
 @dataclass
@@ -454,15 +457,27 @@ def combined(loads: list[Load]) -> Load:
     )
 
 
-def alternately(
+async def alternately(
     servers: list[ServerProcess], body: dict[str, Any], *, rounds: int, load: dict[str, Any]
 ) -> list[Load]:
     """Each server's load over ``rounds`` runs, the order reversed every round (on, off, off,
-    on, ...), so that a drift of the machine's load weighs on both alike."""
+    on, ...), so that a drift of the machine's load weighs on both alike. With more than one
+    server, each round first restarts them in its order: of two servers started one after
+    the other over one file, the first serves a few per cent slower (the same configuration
+    twice: 0.965x CPU time per request), and this way neither is always the first."""
     runs: list[list[Load]] = [[] for _ in servers]
     for n in range(rounds):
         order = list(range(len(servers)))
-        for i in order if n % 2 == 0 else order[::-1]:
+        if n % 2:
+            order.reverse()
+        if len(servers) > 1:
+            for i in order:
+                await servers[i].stop()
+            for i in order:
+                await servers[i].start()
+            for i in order:
+                run_wrk(servers[i].url, body, **{**load, "duration": 2})  # warm up
+        for i in order:
             runs[i].append(run_wrk(servers[i].url, body, pid=servers[i].pid, **load))
     return [combined(server_runs) for server_runs in runs]
 
@@ -501,13 +516,14 @@ async def measure(args: argparse.Namespace, work: Path) -> None:
             ("backups(first: 100)", {"query": BACKUPS, "variables": {"org": org, "first": 100}}),
             ("viewer { id }", {"query": VIEWER}),
         ]
+        cases = [case for case, name in zip(cases, CASES, strict=True) if name in args.cases]
         load = {"connections": args.connections, "duration": args.duration, "work": work}
         rows, idle_viewer = [], None
         for label, body in cases:
             for process in servers:
                 await check_same_json(process.url, plain.url, body)
                 run_wrk(process.url, body, connections=args.connections, duration=2, work=work)
-            ours, *off = alternately(servers, body, rounds=args.rounds, load=load)
+            ours, *off = await alternately(servers, body, rounds=args.rounds, load=load)
             theirs = run_wrk(plain.url, body, pid=plain.process.pid, **load)
             if label.startswith("viewer"):
                 idle_viewer = ours
@@ -582,6 +598,7 @@ def main() -> None:
     parser.add_argument("--entities", type=int, default=100_000, help="size of restored site")
     parser.add_argument("--restores", type=int, default=6, help="empty destination sites")
     parser.add_argument("--no-restore", action="store_true", help="skip the restore part")
+    parser.add_argument("--cases", nargs="+", choices=CASES, default=CASES, help="the loads")
     parser.add_argument(
         "--observability",
         choices=["on", "off", "both"],

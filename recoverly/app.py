@@ -36,7 +36,7 @@ from websockets.protocol import State
 from recoverly import request_limits
 from recoverly.monitoring import metrics_server, probe_routes
 from recoverly.observability import tracing
-from recoverly.observability.graphql import TracingExtension, observer
+from recoverly.observability.graphql import OperationObserver, TracingExtension
 from recoverly.observability.requests import RequestLogMiddleware
 from recoverly.request_limits import RequestRejected
 from recoverly.resolvers.context import Context
@@ -204,7 +204,11 @@ class GraphQLView(GraphQL[Context, None]):
 
     def __init__(self, runtime: Runtime) -> None:
         super().__init__(
-            build_schema(runtime.settings, observers=_observers(runtime)),
+            build_schema(
+                runtime.settings,
+                observers=[TracingExtension] if tracing.enabled() else [],
+                websocket_observers=_websocket_observers(runtime),
+            ),
             graphql_ide=None,
             subscription_protocols=(GRAPHQL_TRANSPORT_WS_PROTOCOL,),
             # Websocket handshakes from other origins (a browser page elsewhere) are refused
@@ -364,14 +368,12 @@ class _CORS:
         await target(scope, receive, send)
 
 
-def _observers(runtime: Runtime) -> list[Callable[[], SchemaExtension]]:
-    """Metrics and the request log's operation fields; spans when tracing is on."""
-    observers: list[Callable[[], SchemaExtension]] = []
-    if tracing.enabled():
-        observers.append(TracingExtension)
+def _websocket_observers(runtime: Runtime) -> list[Callable[[], SchemaExtension]]:
+    """Metrics and a log line for each operation on a websocket (an HTTP request's operation
+    is the request log's)."""
     if runtime.metrics.enabled or runtime.settings.log_level in ("debug", "info"):
-        observers.append(observer(runtime.metrics))
-    return observers
+        return [lambda: OperationObserver(metrics=runtime.metrics)]
+    return []
 
 
 def _wants_graphiql(request: Request) -> bool:

@@ -2,15 +2,17 @@
 codes, admin) for its metrics and log line, and the tracing extension.
 
 An HTTP request's operation is accounted for by the request log (``requests.py``) when the
-response has been sent, with the request's duration: its extension has no hooks, each of
-which would cost every request a context manager. A websocket's operations (subscriptions
-above all) count and time themselves, and log a line each.
+response has been sent, with the request's duration: the schema hands the request its
+operation's execution context as it makes it (``attach_to_request``), so HTTP operations run
+no extension of this module at all (an extension, even without hooks, costs every request
+more than the accounting itself). A websocket's operations (subscriptions above all) count
+and time themselves (``OperationObserver``), and log a line each.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Generator, Iterator
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,22 +23,24 @@ from strawberry.extensions.tracing import OpenTelemetryExtension
 from strawberry.types.execution import ExecutionContext
 from strawberry.types.graphql import OperationType
 
-from recoverly.observability.logs import CURRENT_REQUEST, RequestInfo, get_logger
+from recoverly.observability.logs import CURRENT_REQUEST, get_logger
 from recoverly.observability.metrics import Metrics
 
 log = get_logger("recoverly.request")
 
 
-def observer(metrics: Metrics) -> Callable[[], SchemaExtension]:
-    """The extension factory: each operation gets the observer of its transport."""
+def attach_to_request(context: ExecutionContext) -> None:
+    """Give the HTTP request being served the execution context of its operation, which the
+    request log describes (``Operation.of``) once the response is sent."""
+    request = CURRENT_REQUEST.get()
+    if request is not None and not request.websocket:
+        request.operation = context
 
-    def make() -> SchemaExtension:
-        request = CURRENT_REQUEST.get()
-        if request is not None and not request.websocket:
-            return RequestOperation(request)
-        return OperationObserver(metrics=metrics)
 
-    return make
+def on_websocket() -> bool:
+    """Whether the operation being made runs on a websocket connection."""
+    request = CURRENT_REQUEST.get()
+    return request is not None and request.websocket
 
 
 @dataclass(slots=True)
@@ -64,18 +68,6 @@ class Operation:
         metrics.observe_operation(
             name=self.name, kind=self.kind, seconds=seconds, outcome=self.outcome, codes=self.codes
         )
-
-
-class RequestOperation(SchemaExtension):
-    """Hands an HTTP request's operation to the request log, which describes it (``of``)
-    after the response; Strawberry sets ``execution_context`` on every extension."""
-
-    def __init__(self, request: RequestInfo) -> None:
-        request.operation = self
-
-    def of(self, metrics: Metrics) -> Operation | None:
-        context = getattr(self, "execution_context", None)
-        return None if context is None else Operation.of(context, metrics)
 
 
 class OperationObserver(SchemaExtension):
@@ -192,4 +184,10 @@ def _no_arguments(args: dict[str, Any], info: Any) -> dict[str, Any]:
     return {}
 
 
-__all__ = ["Operation", "OperationObserver", "RequestOperation", "TracingExtension", "observer"]
+__all__ = [
+    "Operation",
+    "OperationObserver",
+    "TracingExtension",
+    "attach_to_request",
+    "on_websocket",
+]

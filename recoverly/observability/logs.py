@@ -31,8 +31,9 @@ from recoverly.settings import Settings
 
 @dataclass(slots=True)
 class RequestInfo:
-    """One HTTP request (or websocket connection); ``operation`` is the GraphQL operation an
-    HTTP request ran (``recoverly.observability.graphql.RequestOperation``), if any."""
+    """One HTTP request (or websocket connection); ``operation`` is the execution context of
+    the GraphQL operation an HTTP request ran (``observability.graphql.attach_to_request``),
+    if any."""
 
     request_id: str
     websocket: bool = False
@@ -219,14 +220,73 @@ class _LineHandler(logging.Handler):
             self.handleError(record)
 
 
+# Set by ``configure_logging`` in JSON mode: the writer and level of ``HotLogger`` lines.
+_DIRECT: tuple[LineWriter, int] | None = None
+
+
+class HotLogger:
+    """A logger for a line written on a hot path (the request log's line, one a request),
+    whose keys are declared up front and hold no secret and no free text.
+
+    In JSON mode its lines are stamped and rendered directly (no structlog bound-logger
+    machinery, no masking pass: ``keys`` are checked once, here), and the same as
+    ``get_logger(name)`` would write them; values bound with ``bound`` (a job's) take the
+    general way, which masks them. In the development format, or before logging is
+    configured, it is ``get_logger(name)``."""
+
+    __slots__ = ("_keys", "_structured", "name")
+
+    def __init__(self, name: str, keys: frozenset[str]) -> None:
+        unsafe = sorted(k for k in keys if _key_kind(k) != 0 or k in _STAMPED)
+        if unsafe:
+            raise ValueError(f"keys that need masking or are stamped: {unsafe}")
+        self.name = name
+        self._keys = keys
+        self._structured = get_logger(name)
+
+    def enabled(self, level: int) -> bool:
+        """Whether a line at ``level`` would be written (JSON mode; else assumed so)."""
+        direct = _DIRECT
+        return direct is None or level >= direct[1]
+
+    def write(self, level: int, event: str, fields: dict[str, Any]) -> None:
+        """One line: ``event`` is a fixed text (no secret), ``fields`` has declared keys."""
+        direct = _DIRECT
+        method = _METHODS[level]
+        if direct is None:
+            getattr(self._structured, method)(event, **fields)
+            return
+        writer, threshold = direct
+        if level < threshold:
+            return
+        fields["event"] = event
+        if _BOUND.get() or not self._keys.issuperset(fields.keys() - {"event"}):
+            _stamp(self, method, fields)
+            writer.write(_render_json(self, method, _redact(self, method, fields)))
+            return
+        request = CURRENT_REQUEST.get()
+        if request is not None:
+            fields.setdefault("request_id", request.request_id)
+        fields["level"] = method
+        fields["logger"] = self.name
+        fields["timestamp"] = utc_timestamp()
+        writer.write(_render_json(self, method, fields))
+
+
+_STAMPED = frozenset({"event", "level", "logger", "timestamp"})
+_METHODS = {logging.DEBUG: "debug", logging.INFO: "info", logging.WARNING: "warning"}
+
+
 def configure_logging(settings: Settings, *, stream: Any = None) -> None:
     """Send every log line of this process to ``stream`` (stderr) in the configured format.
 
     Recoverly's structured lines are rendered and written by structlog directly (no stdlib
     record on the request path); the libraries' stdlib lines get the same processors."""
+    global _DIRECT
     writer = LineWriter(stream or sys.stderr)
     json_lines = settings.resolved_log_format() == "json"
     level = getattr(logging, settings.log_level.upper())
+    _DIRECT = (writer, level) if json_lines else None
     shared: list[Processor] = [_stamp]
     renderer: Processor = (
         _render_json

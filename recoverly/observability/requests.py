@@ -5,6 +5,7 @@ with the one duration it measured."""
 
 from __future__ import annotations
 
+import logging
 import random
 import re
 import time
@@ -13,10 +14,13 @@ from typing import Any
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from recoverly.observability.graphql import Operation
-from recoverly.observability.logs import CURRENT_REQUEST, RequestInfo, get_logger
+from recoverly.observability.logs import CURRENT_REQUEST, HotLogger, RequestInfo, get_logger
 from recoverly.observability.metrics import Metrics
 
 log = get_logger("recoverly.request")
+_LINE_KEYS = ("request_id", "method", "path", "status", "duration_ms", "outcome")
+_OPERATION_KEYS = ("operation_name", "operation_type", "admin_id", "error_codes")
+request_line = HotLogger("recoverly.request", frozenset(_LINE_KEYS + _OPERATION_KEYS))
 _REQUEST_ID = re.compile(rb"[A-Za-z0-9._\-]{8,64}")
 # Probes and scrapes log at debug level: they would drown the lines that matter.
 QUIET_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
@@ -56,7 +60,11 @@ class RequestLogMiddleware:
         finally:
             CURRENT_REQUEST.reset(token)
             seconds = time.perf_counter() - start
-            operation = None if request.operation is None else request.operation.of(self.metrics)
+            operation = None
+            if request.operation is not None and (
+                self.metrics.enabled or request_line.enabled(logging.INFO)
+            ):
+                operation = Operation.of(request.operation, self.metrics)
             if operation is not None and self.metrics.enabled:
                 operation.observe(self.metrics, seconds)
             _log_http(scope, request, operation, status, seconds)
@@ -107,7 +115,5 @@ def _log_http(
             admin_id=operation.admin_id,
             error_codes=operation.codes,
         )
-    if status < 400 and (path in QUIET_PATHS or path.startswith("/graphiql-assets/")):
-        log.debug("http request", **fields)
-    else:
-        log.info("http request", **fields)
+    quiet = status < 400 and (path in QUIET_PATHS or path.startswith("/graphiql-assets/"))
+    request_line.write(logging.DEBUG if quiet else logging.INFO, "http request", fields)

@@ -17,6 +17,7 @@ from strawberry.schema.config import StrawberryConfig
 from strawberry.types import ExecutionContext, ExecutionResult
 from strawberry.types.graphql import OperationType
 
+from recoverly.observability.graphql import attach_to_request, on_websocket
 from recoverly.schema.access_mutations import AccessMutations
 from recoverly.schema.backup_mutations import BackupMutations
 from recoverly.schema.backups import resolve_prefetched_directly
@@ -51,9 +52,11 @@ class RecoverlySchema(strawberry.Schema):
         production: bool,
         validation_rules: Sequence[type[ASTValidationRule]],
         max_tokens: int,
+        websocket_observers: Sequence[Callable[[], SchemaExtension]] = (),
         **kwargs: Any,
     ) -> None:
         self.production = production
+        self.websocket_observers = tuple(websocket_observers)
         self.operation_rules = (*specified_rules, *validation_rules)
         self.max_tokens = max_tokens
         super().__init__(*args, **kwargs)
@@ -62,7 +65,16 @@ class RecoverlySchema(strawberry.Schema):
         context = super()._create_execution_context(*args, **kwargs)
         context.validation_rules = self.operation_rules
         context.parse_options["max_tokens"] = self.max_tokens
+        attach_to_request(context)
         return context
+
+    def get_extensions(self, sync: bool = False) -> list[SchemaExtension]:
+        # A websocket's operations account for themselves, outside the other extensions;
+        # an HTTP request's operation is the request log's (``attach_to_request``).
+        extensions = super().get_extensions(sync)
+        if self.websocket_observers and on_websocket():
+            extensions[:0] = [make() for make in self.websocket_observers]
+        return extensions
 
     def process_errors(
         self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
@@ -98,9 +110,13 @@ class RecoverlySchema(strawberry.Schema):
 
 
 def build_schema(
-    settings: Settings, *, observers: Sequence[Callable[[], SchemaExtension]] = ()
+    settings: Settings,
+    *,
+    observers: Sequence[Callable[[], SchemaExtension]] = (),
+    websocket_observers: Sequence[Callable[[], SchemaExtension]] = (),
 ) -> strawberry.Schema:
-    """The schema; ``observers`` (metrics, logs, traces) run outside the other extensions."""
+    """The schema; ``observers`` (traces) run outside the other extensions, for every
+    operation, ``websocket_observers`` (metrics and log lines) for a websocket's only."""
     # Validation rules are made once: the validation cache is keyed by the rule classes too.
     rules: list[type[ASTValidationRule]] = [
         depth_validator(settings.max_query_depth, None),
@@ -136,6 +152,7 @@ def build_schema(
         production=settings.production,
         validation_rules=rules,
         max_tokens=settings.max_query_tokens,
+        websocket_observers=websocket_observers,
         execution_context_class=BroadcastExecutor,
     )
     resolve_prefetched_directly(schema)
