@@ -157,16 +157,20 @@ class LineWriter:
     """Log lines to a stream, those of one event-loop turn written together: one system call
     for all the lines a turn logged (a busy server logs a line per request), at the end of
     the turn. Outside a running loop (worker threads, start-up) a line is written at once,
-    after those pending. A process killed outright loses at most its current turn's lines."""
+    after those pending. A process killed outright loses at most its current turn's lines.
+
+    A line is its text, or the fields of a JSON line (``HotLogger``), rendered when the
+    turn's lines are written: rendering them one after the other there costs less than
+    rendering each amid its request's work (measured: half the cost of the request line)."""
 
     def __init__(self, stream: Any) -> None:
         self.stream = stream
-        self._pending: list[str] = []
+        self._pending: list[str | dict[str, Any]] = []
         self._due: asyncio.AbstractEventLoop | None = None  # the loop a flush is due on
         self._lock = threading.Lock()
         atexit.register(self.flush)
 
-    def write(self, line: str) -> None:
+    def write(self, line: str | dict[str, Any]) -> None:
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:
@@ -186,7 +190,11 @@ class LineWriter:
         with self._lock:
             lines, self._pending, self._due = self._pending, [], None
             if lines:
-                self.stream.write("\n".join(lines) + "\n")
+                text = "\n".join(
+                    line if isinstance(line, str) else _render_json(None, "", line)
+                    for line in lines
+                )
+                self.stream.write(text + "\n")
                 self.stream.flush()
 
 
@@ -228,11 +236,11 @@ class HotLogger:
     """A logger for a line written on a hot path (the request log's line, one a request),
     whose keys are declared up front and hold no secret and no free text.
 
-    In JSON mode its lines are stamped and rendered directly (no structlog bound-logger
-    machinery, no masking pass: ``keys`` are checked once, here), and the same as
-    ``get_logger(name)`` would write them; values bound with ``bound`` (a job's) take the
-    general way, which masks them. In the development format, or before logging is
-    configured, it is ``get_logger(name)``."""
+    In JSON mode its lines are stamped directly (no structlog bound-logger machinery, no
+    masking pass: ``keys`` are checked once, here) and rendered by the ``LineWriter`` with the
+    other lines of the loop turn, the same as ``get_logger(name)`` would write them; values
+    bound with ``bound`` (a job's) take the general way, which masks them. In the
+    development format, or before logging is configured, it is ``get_logger(name)``."""
 
     __slots__ = ("_keys", "_structured", "name")
 
@@ -250,7 +258,8 @@ class HotLogger:
         return direct is None or level >= direct[1]
 
     def write(self, level: int, event: str, fields: dict[str, Any]) -> None:
-        """One line: ``event`` is a fixed text (no secret), ``fields`` has declared keys."""
+        """One line: ``event`` is a fixed text (no secret), ``fields`` has declared keys (and is
+        the line's from now on: it is rendered later)."""
         direct = _DIRECT
         method = _METHODS[level]
         if direct is None:
@@ -270,7 +279,7 @@ class HotLogger:
         fields["level"] = method
         fields["logger"] = self.name
         fields["timestamp"] = utc_timestamp()
-        writer.write(_render_json(self, method, fields))
+        writer.write(fields)
 
 
 _STAMPED = frozenset({"event", "level", "logger", "timestamp"})
