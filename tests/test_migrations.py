@@ -34,3 +34,15 @@ async def test_autogenerate_finds_no_difference_between_models_and_migrations(
         async with db.engine.connect() as connection:
             differences = await connection.run_sync(_differences)
     assert differences == []
+
+
+def test_the_head_read_from_the_files_is_alembics() -> None:
+    """The server checks the schema against ``head_revision`` without loading Alembic."""
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
+
+    from recoverly.database import MIGRATIONS_DIR
+
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    assert head_revision() == ScriptDirectory.from_config(config).get_current_head()
