@@ -76,6 +76,11 @@ def main(argv: list[str] | None = None) -> int:
         first = error.errors()[0]
         name = "RECOVERLY_" + "_".join(str(part) for part in first["loc"]).upper()
         return _fail(f"invalid setting {name}: {first['msg']}")
+    if args.command in ("serve", "worker"):
+        try:  # before the imports a server needs: a typo fails at once
+            settings.check()
+        except ValueError as error:
+            return _fail(f"invalid configuration: {error}")
     if args.command == "serve":
         return _serve(settings, args)
     if args.command == "worker":

@@ -100,6 +100,15 @@ class Settings(BaseSettings):
         url = self.database_url or f"sqlite:///{self.data_dir / 'recoverly.db'}"
         return async_database_url(url)
 
+    def check(self) -> None:
+        """The settings' own consistency, before anything is imported or connected to: a
+        ValueError names the first problem."""
+        if self.job_runner not in JOB_RUNNERS:
+            raise ValueError(f"RECOVERLY_JOB_RUNNER must be one of {', '.join(JOB_RUNNERS)}")
+        if self.event_bus not in EVENT_BUSES:
+            raise ValueError(f"RECOVERLY_EVENT_BUS must be one of {', '.join(EVENT_BUSES)}")
+        self.resolved_database_url()
+
     def resolved_storage_dir(self) -> Path:
         return self.storage_dir or self.data_dir / "storage"
 
@@ -120,6 +129,10 @@ class Settings(BaseSettings):
     def cors_origin_list(self) -> list[str]:
         """``cors_origins`` as a list, without trailing slashes (browsers send none)."""
         return [o.strip().rstrip("/") for o in self.cors_origins.split(",") if o.strip()]
+
+
+JOB_RUNNERS = ("embedded", "queue")
+EVENT_BUSES = ("auto", "memory", "postgres")
 
 
 def async_database_url(url: str) -> str:

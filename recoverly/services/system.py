@@ -38,8 +38,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-JOB_RUNNERS = ("embedded", "queue")
-EVENT_BUSES = ("auto", "memory", "postgres")
 WORKER_BEAT_SECONDS = 2.0
 
 
@@ -153,10 +151,7 @@ def postgres_dsn(settings: Settings) -> str:
 
 
 def _check(settings: Settings, *, worker: bool) -> None:
-    if settings.job_runner not in JOB_RUNNERS:
-        raise ValueError(f"RECOVERLY_JOB_RUNNER must be one of {', '.join(JOB_RUNNERS)}")
-    if settings.event_bus not in EVENT_BUSES:
-        raise ValueError(f"RECOVERLY_EVENT_BUS must be one of {', '.join(EVENT_BUSES)}")
+    settings.check()
     if worker and settings.job_runner != "queue":
         raise ValueError(
             "workers run queue jobs: set RECOVERLY_JOB_RUNNER=queue and a PostgreSQL "
