@@ -19,19 +19,64 @@ ProgressRowT = TypeVar("ProgressRowT", Backup, Restore)
 
 
 class SharedReads(Generic[T]):
-    """Concurrent reads of the same key share one query; nothing is kept once it returns,
-    so a read never answers older data than a query of its own would."""
+    """Concurrent reads of the same key share one query, and a read answers only those who
+    asked before it began: who asks once one is under way shares the next, which begins when
+    the running one ends. So a subscriber, which asks once it is subscribed, never gets a
+    state read before that (an event published in between would be in neither); and nothing
+    is kept once a read returns."""
 
     def __init__(self) -> None:
-        self._running: dict[Hashable, asyncio.Future[T]] = {}
+        self._running: dict[Hashable, _Read[T]] = {}
+        self._next: dict[Hashable, tuple[asyncio.Future[T], Callable[[], Awaitable[T]]]] = {}
 
     async def get(self, key: Hashable, read: Callable[[], Awaitable[T]]) -> T:
-        future = self._running.get(key)
-        if future is None:
-            future = asyncio.ensure_future(read())
-            self._running[key] = future
-            future.add_done_callback(lambda _: self._running.pop(key, None))
+        running = self._running.get(key)
+        waiting = self._next.get(key)
+        if running is not None and not running.begun:
+            future = running.future  # its query is not made yet: it will see what we see
+        elif waiting is not None:
+            future = waiting[0]
+        elif running is not None:
+            future = asyncio.get_running_loop().create_future()
+            self._next[key] = (future, read)
+        else:
+            future = self._start(key, read)
         return await asyncio.shield(future)  # one subscriber leaving cancels no one's read
+
+    def _start(self, key: Hashable, read: Callable[[], Awaitable[T]]) -> asyncio.Future[T]:
+        running = self._running[key] = _Read(read)
+        running.future.add_done_callback(lambda _: self._ended(key))
+        return running.future
+
+    def _ended(self, key: Hashable) -> None:
+        del self._running[key]
+        waiting = self._next.pop(key, None)
+        if waiting is not None:
+            promised, read = waiting
+            self._start(key, read).add_done_callback(lambda done: _settle(promised, done))
+
+
+class _Read(Generic[T]):
+    """A running read, and whether it has begun (made its query, or is about to)."""
+
+    def __init__(self, read: Callable[[], Awaitable[T]]) -> None:
+        self.begun = False
+        self.future: asyncio.Future[T] = asyncio.ensure_future(self._run(read))
+
+    async def _run(self, read: Callable[[], Awaitable[T]]) -> T:
+        self.begun = True
+        return await read()
+
+
+def _settle(promised: asyncio.Future[T], done: asyncio.Future[T]) -> None:
+    if promised.done():
+        return
+    if done.cancelled():
+        promised.cancel()
+    elif (error := done.exception()) is not None:
+        promised.set_exception(error)
+    else:
+        promised.set_result(done.result())
 
 
 CURRENT_STATES: SharedReads[tuple[int, dict[str, Any]] | None] = SharedReads()
