@@ -74,7 +74,7 @@ class Database:
 
     async def migrate(self) -> None:
         """Bring the schema up to date (Alembic ``upgrade head``). A database already at head
-        is left as it is without loading Alembic (a quarter of a second of start-up)."""
+        is left as it is without loading Alembic (its import and a no-op upgrade)."""
         try:
             if await self.schema_revision() == head_revision():
                 return
@@ -124,11 +124,11 @@ def head_revision() -> str:
     from the migration files (what Alembic's ``get_current_head`` finds, a test checks,
     without loading Alembic)."""
     revisions: set[str] = set()
-    followed: set[str | None] = set()
+    followed: set[str] = set()  # "" for the first migration's ``down_revision = None``
     for path in (MIGRATIONS_DIR / "versions").glob("*.py"):
-        values = dict((name, value or None) for name, value in _REVISION.findall(path.read_text()))
+        values: dict[str, str] = dict(_REVISION.findall(path.read_text()))
         revisions.add(values["revision"])
-        followed.add(values.get("down_revision") or None)
+        followed.add(values.get("down_revision", ""))
     heads = revisions - followed
     if len(heads) != 1:
         raise RuntimeError(f"the migrations have {len(heads)} heads: {sorted(heads)}")
